@@ -1,14 +1,125 @@
-"""Public entry point; dispatches to the XLA path, the Triton kernel or the Mosaic kernel."""
+"""Public entry point: LongFlow decode attention on XLA, Triton (GPU) or Mosaic (TPU).
+
+LongFlow (arXiv 2603.11504) keeps a fixed budget of ``slots`` KV-cache
+entries while decoding long outputs.  Each step attends the new query over the
+buffer and scores every slot by its contribution to the output (Sec. 3: the L1
+norm of ``p[h, s] * v[s]`` summed over heads); the least important slot is
+overwritten by the next token.  This module picks the implementation.
+"""
 
 from __future__ import annotations
 
+import importlib
+import warnings
+
+import jax
+
+from pallas_kernels import triton_decode
+from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.xla import longflow_attention_xla
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _mosaic_module():
+    """The TPU kernel module if it is present in this checkout, else None."""
+    try:
+        return importlib.import_module("pallas_kernels.mosaic_decode")
+    except ImportError:
+        return None
+
+
+def _triton_unsupported_reason(q, k) -> str | None:
+    try:
+        triton_decode.check_supported(q, k)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def longflow_decode_attention(q, k, v, valid, *, scale, impl="auto", per_kv_head=False,
-                              return_importance=False):
-    """Placeholder: XLA only until the kernels land (see issue 3)."""
-    out, slot, imp = longflow_attention_xla(q, k, v, valid, scale=scale, per_kv_head=per_kv_head)
+                              return_importance=False, interpret=False):
+    """One LongFlow decode step: attention output, eviction slot (and importance).
+
+    Args:
+      q: ``[batch, q_heads, head_dim]`` float32, bfloat16 (or float16, XLA only).
+      k, v: ``[batch, kv_heads, slots, head_dim]`` in q's dtype; ``q_heads``
+        must be a multiple of ``kv_heads`` (GQA; query head ``h`` reads KV
+        head ``h // (q_heads // kv_heads)``); ``slots >= 1``.
+      valid: ``[batch, slots]`` bool, True where a slot holds a token.
+      scale: positive Python float softmax scale (usually ``head_dim ** -0.5``).
+      impl: ``"auto"`` (default: one jitted function that runs the Triton
+        kernel on CUDA, the Mosaic kernel on TPU and plain XLA elsewhere,
+        chosen with ``jax.lax.platform_dependent``), ``"xla"``, ``"triton"``
+        or ``"mosaic"``.
+      per_kv_head: keep importance and eviction slot per KV head (sum over
+        that head's query group only).
+      return_importance: also return the per-slot importance.
+      interpret: run the Pallas kernels in interpret mode (CPU testing).
+
+    Returns:
+      ``(out, slot)`` or ``(out, slot, importance)``:
+      out ``[batch, q_heads, head_dim]`` in q's dtype (zeros for a sequence
+      with no valid slot); slot int32 ``[batch]`` (``[batch, kv_heads]`` if
+      per_kv_head): the least important slot, lowest index on ties, with
+      every invalid slot ranked before every valid one; importance float32
+      ``[batch, slots]`` (``[batch, kv_heads, slots]``), 0 at invalid slots.
+
+    Raises:
+      ValueError: at trace time, for mismatched shapes or dtypes, q_heads not
+        a multiple of kv_heads, zero slots, non-bool ``valid``, a bad ``impl``
+        or ``scale``, or, with an explicit ``impl="triton"``/``"mosaic"``, a
+        dtype/head_dim/group the kernel does not support (the message names
+        the argument and the allowed values).  With ``impl="auto"`` such
+        problems fall back to XLA instead, with a one-time RuntimeWarning.
+    """
+    validate_decode_args(q, k, v, valid, scale=scale, impl=impl)
+    scale = float(scale)
+
+    def run_xla(q, k, v, valid):
+        return longflow_attention_xla(q, k, v, valid, scale=scale, per_kv_head=per_kv_head)
+
+    def run_triton(q, k, v, valid):
+        return triton_decode.longflow_attention_triton(
+            q, k, v, valid, scale=scale, per_kv_head=per_kv_head, interpret=interpret)
+
+    mosaic = _mosaic_module()
+
+    def run_mosaic(q, k, v, valid):
+        return mosaic.longflow_attention_mosaic(
+            q, k, v, valid, scale=scale, per_kv_head=per_kv_head, interpret=interpret)
+
+    if impl == "xla":
+        result = run_xla(q, k, v, valid)
+    elif impl == "triton":
+        reason = _triton_unsupported_reason(q, k)
+        if reason is not None:
+            raise ValueError(reason)
+        result = run_triton(q, k, v, valid)
+    elif impl == "mosaic":
+        if mosaic is None:
+            raise ValueError("impl='mosaic' needs pallas_kernels.mosaic_decode, which is not "
+                             "available; allowed impls here: 'auto', 'xla', 'triton'")
+        result = run_mosaic(q, k, v, valid)
+    else:  # auto
+        cuda_branch = run_triton
+        reason = _triton_unsupported_reason(q, k)
+        if reason is not None:
+            cuda_branch = run_xla
+            if jax.default_backend() == "gpu":
+                _warn_once("triton:" + reason,
+                           f"longflow_decode_attention: {reason}; falling back to XLA on GPU")
+        tpu_branch = run_mosaic if mosaic is not None else run_xla
+        result = jax.lax.platform_dependent(
+            q, k, v, valid, cuda=cuda_branch, tpu=tpu_branch, default=run_xla)
+
+    out, slot, importance = result
     if return_importance:
-        return out, slot, imp
+        return out, slot, importance
     return out, slot

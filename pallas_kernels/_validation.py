@@ -1,0 +1,59 @@
+"""Trace-time argument checks for ``longflow_decode_attention``.
+
+Shapes and dtypes are static under ``jax.jit``, so these run in Python while
+tracing, before any kernel is built, and fail with a ValueError that names
+the offending argument and what is allowed.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+IMPLS = ("auto", "xla", "triton", "mosaic")
+FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def validate_decode_args(q, k, v, valid, *, scale, impl) -> None:
+    """Checks shapes, dtypes and options; raises ValueError on the first problem.
+
+    Args: as ``pallas_kernels.api.longflow_decode_attention``.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    for name, x, ndim in (("q", q, 3), ("k", k, 4), ("v", v, 4), ("valid", valid, 2)):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ValueError(f"{name} must be an array, got {type(x).__name__}")
+        if x.ndim != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    batch, q_heads, head_dim = q.shape
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
+                         f"and v {tuple(v.shape)}")
+    kb, kv_heads, slots, kd = k.shape
+    if kb != batch:
+        raise ValueError(f"k batch ({kb}) must equal q batch ({batch})")
+    if kd != head_dim:
+        raise ValueError(f"k head_dim ({kd}) must equal q head_dim ({head_dim})")
+    if slots == 0:
+        raise ValueError("k/v must have at least one slot (slots dimension is 0)")
+    if batch == 0 or head_dim == 0 or kv_heads == 0 or q_heads == 0:
+        raise ValueError(f"q and k need non-empty batch, heads and head_dim; got q "
+                         f"{tuple(q.shape)}, k {tuple(k.shape)}")
+    if q_heads % kv_heads != 0:
+        raise ValueError(f"q_heads ({q_heads}) must be a multiple of kv_heads ({kv_heads})")
+    if tuple(valid.shape) != (batch, slots):
+        raise ValueError(f"valid must have shape [batch, slots] = {(batch, slots)}, "
+                         f"got {tuple(valid.shape)}")
+    if jnp.dtype(valid.dtype) != jnp.dtype(bool):
+        raise ValueError(f"valid must be bool, got {valid.dtype}")
+    if jnp.dtype(q.dtype) not in FLOAT_DTYPES:
+        raise ValueError(f"q.dtype must be one of {[str(d) for d in FLOAT_DTYPES]}, "
+                         f"got {q.dtype}")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"k and v must have q's dtype {q.dtype}, got k {k.dtype}, v {v.dtype}")
+    try:
+        scale_ok = float(scale) > 0 and float(scale) != float("inf")
+    except (TypeError, ValueError):
+        scale_ok = False
+    if not scale_ok:
+        raise ValueError(f"scale must be a positive finite Python float, got {scale!r}")

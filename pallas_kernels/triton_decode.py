@@ -1,0 +1,300 @@
+"""Fused LongFlow flash-decoding kernel for NVIDIA GPUs (Pallas, Triton lowering).
+
+One decode query per sequence attends over ``slots`` cached K/V entries and we
+also need LongFlow's per-slot importance (arXiv 2603.11504, Sec. 3)::
+
+    importance[s] = sum_h p[h, s] * ||v[kv(h), s]||_1 / (q_heads * head_dim)
+
+Decode attention is memory bound (one query row per KV head group), so the
+design goal is to read every K and V byte exactly once:
+
+* grid ``(batch, kv_heads, splits)``: split-K over slots so that small batches
+  still put work on all 132 SMs of an H200;
+* each program loads a K/V tile once for the whole GQA query group: the
+  group's query heads are packed into the M dimension of the dots (padded to
+  16 rows, Triton's minimum for ``tt.dot``);
+* online softmax inside a split; the split writes its unnormalised partial
+  output, its running max ``m`` and sum ``l`` per query head;
+* importance needs ``exp(logit[h, s] - M[h]) / L[h]`` with the *global*
+  ``M, L``, a per-head rescale, so the kernel stores per slot and head
+  ``exp(logit[h, s] - m_blk[h]) * ||v_s||_1`` (fp32) together with the
+  running max ``m_blk[h]`` it used for that block.  The combine turns both
+  into exact probabilities.  Extra writes: ``group * 4`` bytes per slot and
+  KV head (16 B for group 4) against ``2 * head_dim * itemsize`` bytes of
+  K+V (512 B for bf16, head_dim 128): 3.1 %; the combine reads them once more.
+
+The combine (``_combine``) is a few small XLA ops: global ``M, L``, output,
+importance and the eviction slot (``select_eviction_slot`` from ``xla.py``,
+so the tie and invalid-slot rules are the XLA contract's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
+
+from pallas_kernels.xla import select_eviction_slot
+
+# Same finite mask value as the XLA contract: a row with no valid slot gives
+# exp(0) = 1 in the online softmax, which we zero explicitly, never NaN.
+_MASK_VALUE = -1e30
+
+SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
+MAX_HEAD_DIM = 256
+MAX_GROUP = 64
+
+# H200: 132 SMs.  Aim for a few programs per SM so loads overlap and the last
+# wave is not mostly idle.
+_NUM_SMS = 132
+_TARGET_PROGRAMS = 4 * _NUM_SMS
+
+_load = getattr(pltriton, "load", None) or pl.load
+_store = getattr(pltriton, "store", None) or pl.store
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    """Launch shape for one problem size (all static)."""
+
+    block_k: int  # slots per loaded K/V tile (power of two, >= 16)
+    blocks_per_split: int  # tiles streamed by one program
+    num_splits: int  # programs per (batch, kv head)
+    num_warps: int
+    num_stages: int
+
+    @property
+    def split_len(self) -> int:
+        return self.block_k * self.blocks_per_split
+
+
+def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
+                *, block_k: int | None = None, num_splits: int | None = None,
+                num_warps: int | None = None, num_stages: int | None = None) -> KernelConfig:
+    """Chooses tile size, split count, warps and pipeline depth for the H200.
+
+    Any argument given overrides the heuristic (used by the benchmark sweep).
+    """
+    itemsize = jnp.dtype(dtype).itemsize
+    head_dim_p = max(16, _next_pow2(head_dim))
+    if block_k is None:
+        # ~16 KiB per K tile: 64 slots x 128 dims x bf16; fewer for fp32 or
+        # wide heads so 3 pipeline stages of K+V still leave room for 2 CTAs/SM.
+        block_k = max(16, min(128, 16384 // (head_dim_p * itemsize)))
+    block_k = max(16, min(block_k, _next_pow2(slots)))
+    num_blocks = -(-slots // block_k)
+    if num_splits is None:
+        num_splits = -(-_TARGET_PROGRAMS // (batch * kv_heads))
+    num_splits = max(1, min(num_splits, num_blocks))
+    blocks_per_split = -(-num_blocks // num_splits)
+    num_splits = -(-num_blocks // blocks_per_split)
+    return KernelConfig(
+        block_k=block_k,
+        blocks_per_split=blocks_per_split,
+        num_splits=num_splits,
+        num_warps=num_warps if num_warps is not None else 4,
+        num_stages=num_stages if num_stages is not None else 3,
+    )
+
+
+def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
+                  o_ref, m_ref, l_ref, imp_ref, mblk_ref, *,
+                  scale, group, head_dim, slots, cfg: KernelConfig,
+                  group_p, head_dim_p, precision):
+    """One program: one (sequence, KV head, split of slots)."""
+    split = pl.program_id(2)
+    block_k = cfg.block_k
+    row_ok = jnp.arange(group_p) < group  # real query heads of the group
+    col_ok = jnp.arange(head_dim_p) < head_dim
+    pad_cols = head_dim_p != head_dim
+    pad_slots = cfg.num_splits * cfg.split_len != slots
+
+    q = _load(q_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)],
+              mask=row_ok[:, None] & col_ok[None, :], other=0)
+
+    def body(i, carry):
+        o, m, l = carry
+        tile = pl.ds(i * block_k, block_k)
+        if pad_slots:
+            in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
+            kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
+            ok = _load(valid_ref.at[tile], mask=in_range, other=0) != 0
+        else:
+            kv_mask = col_ok[None, :] if pad_cols else None
+            ok = _load(valid_ref.at[tile]) != 0
+        if kv_mask is None:
+            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)])
+            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)])
+        else:
+            kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
+            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0)
+            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0)
+
+        logits = jax.lax.dot_general(
+            q, k, (((1,), (1,)), ((), ())), precision=precision,
+            preferred_element_type=jnp.float32) * scale  # [group_p, block_k]
+        logits = jnp.where(ok[None, :], logits, _MASK_VALUE)
+        m_new = jnp.maximum(m, jnp.max(logits, axis=1))
+        rescale = jnp.exp(m - m_new)
+        e = jnp.where(ok[None, :], jnp.exp(logits - m_new[:, None]), 0.0)
+        l = rescale * l + jnp.sum(e, axis=1)
+        o = rescale[:, None] * o + jax.lax.dot_general(
+            e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
+            preferred_element_type=jnp.float32)
+
+        # Importance numerator for this tile, relative to m_new (stored too).
+        v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
+        _store(imp_ref.at[pl.ds(0, group_p), tile], e * v_l1[None, :], mask=row_ok[:, None])
+        _store(mblk_ref.at[pl.ds(i, 1), pl.ds(0, group_p)], m_new[None, :], mask=row_ok[None, :])
+        return o, m_new, l
+
+    o0 = jnp.zeros((group_p, head_dim_p), jnp.float32)
+    m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
+    l0 = jnp.zeros((group_p,), jnp.float32)
+    o, m, l = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0))
+
+    _store(o_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)], o,
+           mask=row_ok[:, None] & col_ok[None, :])
+    _store(m_ref.at[pl.ds(0, group_p)], m, mask=row_ok)
+    _store(l_ref.at[pl.ds(0, group_p)], l, mask=row_ok)
+
+
+def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool):
+    """Runs the split kernel; returns the per-split partials (all fp32)."""
+    batch, q_heads, head_dim = q.shape
+    kv_heads, slots = k.shape[1], k.shape[2]
+    group = q_heads // kv_heads
+    group_p = max(16, _next_pow2(group))
+    head_dim_p = max(16, _next_pow2(head_dim))
+    ns, bps, sl = cfg.num_splits, cfg.blocks_per_split, cfg.split_len
+    padded_slots = ns * sl
+    precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
+
+    kernel = functools.partial(
+        _split_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
+        cfg=cfg, group_p=group_p, head_dim_p=head_dim_p, precision=precision)
+    f32 = jnp.float32
+    out_shape = [
+        jax.ShapeDtypeStruct((batch, kv_heads, ns, group, head_dim), f32),  # o (unnormalised)
+        jax.ShapeDtypeStruct((batch, kv_heads, ns, group), f32),  # m
+        jax.ShapeDtypeStruct((batch, kv_heads, ns, group), f32),  # l
+        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots), f32),  # e * |v|_1
+        jax.ShapeDtypeStruct((batch, kv_heads, ns * bps, group), f32),  # m per tile
+    ]
+    # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
+    # slots -> padded_slots); every load/store past the end is masked.
+    in_specs = [
+        pl.BlockSpec((None, None, group_p, head_dim_p), lambda b, h, s: (b, h, 0, 0)),
+        pl.BlockSpec((None, None, sl, head_dim_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, None, sl, head_dim_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, sl), lambda b, h, s: (b, s)),
+    ]
+    out_specs = [
+        pl.BlockSpec((None, None, None, group_p, head_dim_p), lambda b, h, s: (b, h, s, 0, 0)),
+        pl.BlockSpec((None, None, None, group_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, None, None, group_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, None, group_p, sl), lambda b, h, s: (b, h, 0, s)),
+        pl.BlockSpec((None, None, bps, group_p), lambda b, h, s: (b, h, s, 0)),
+    ]
+    qg = q.reshape(batch, kv_heads, group, head_dim)
+    return pl.pallas_call(
+        kernel,
+        grid=(batch, kv_heads, ns),
+        in_specs=in_specs,
+        out_specs=out_specs,
+        out_shape=out_shape,
+        compiler_params=pltriton.CompilerParams(num_warps=cfg.num_warps,
+                                                num_stages=cfg.num_stages),
+        interpret=interpret,
+        name="longflow_decode_split",
+    )(qg, k, v, valid.astype(jnp.int8))
+
+
+def _combine(partials, valid, *, q_dtype, slots, head_dim, cfg: KernelConfig, per_kv_head):
+    """Merges the splits: global softmax stats, output, importance, eviction slot."""
+    o_part, m_part, l_part, imp_part, m_tile = partials
+    batch, kv_heads, _, group, _ = o_part.shape
+    m_glob = jnp.max(m_part, axis=2)  # [b, kv, g]
+    # Keep XLA from fusing the max into its consumers (the same precaution
+    # jax's own decode_attention takes against invalid values after fusion).
+    m_glob = jax.lax.optimization_barrier(m_glob)
+    rescale = jnp.exp(m_part - m_glob[:, :, None, :])  # [b, kv, ns, g]
+    l_glob = jnp.sum(rescale * l_part, axis=2)
+    inv_l = 1.0 / jnp.maximum(l_glob, 1e-30)  # the XLA contract's guard
+    out = jnp.sum(rescale[..., None] * o_part, axis=2) * inv_l[..., None]
+    out = out.reshape(batch, kv_heads * group, head_dim).astype(q_dtype)
+
+    # Per-tile weight exp(m_tile - M) / L turns stored numerators into p * |v|_1.
+    tile_w = jnp.exp(m_tile - m_glob[:, :, None, :]) * inv_l[:, :, None, :]  # [b,kv,nt,g]
+    num_tiles = m_tile.shape[2]
+    imp = imp_part.reshape(batch, kv_heads, group, num_tiles, cfg.block_k)
+    if per_kv_head:
+        importance = jnp.einsum("bkgts,bktg->bkts", imp, tile_w,
+                                precision=jax.lax.Precision.HIGHEST)
+        importance = importance.reshape(batch, kv_heads, -1)[..., :slots] / (group * head_dim)
+        slot = select_eviction_slot(importance, valid[:, None, :])
+    else:
+        importance = jnp.einsum("bkgts,bktg->bts", imp, tile_w,
+                                precision=jax.lax.Precision.HIGHEST)
+        importance = importance.reshape(batch, -1)[..., :slots] / (kv_heads * group * head_dim)
+        slot = select_eviction_slot(importance, valid)
+    return out, slot, importance
+
+
+def check_supported(q, k) -> None:
+    """Raises ValueError if the Triton kernel cannot run this problem.
+
+    Supported: q/k/v dtype float32 or bfloat16; head_dim <= 256 (padded to a
+    power of two inside the kernel); group size q_heads/kv_heads <= 64.
+    """
+    if jnp.dtype(q.dtype) not in SUPPORTED_DTYPES:
+        raise ValueError(f"triton kernel: q.dtype must be one of "
+                         f"{[str(d) for d in SUPPORTED_DTYPES]}, got {q.dtype}")
+    head_dim = q.shape[-1]
+    if not 1 <= head_dim <= MAX_HEAD_DIM:
+        raise ValueError(f"triton kernel: head_dim must be in [1, {MAX_HEAD_DIM}], got {head_dim}")
+    group = q.shape[1] // k.shape[1]
+    if group > MAX_GROUP:
+        raise ValueError(f"triton kernel: q_heads / kv_heads must be <= {MAX_GROUP}, got {group}")
+
+
+def longflow_attention_triton(q, k, v, valid, *, scale: float, per_kv_head: bool = False,
+                              interpret: bool = False, config: KernelConfig | None = None):
+    """LongFlow decode attention as a fused Pallas/Triton kernel plus a small XLA combine.
+
+    Same contract as ``pallas_kernels.xla.longflow_attention_xla``:
+
+    Args:
+      q: ``[batch, q_heads, head_dim]`` float32 or bfloat16.
+      k, v: ``[batch, kv_heads, slots, head_dim]`` in q's dtype.
+      valid: ``[batch, slots]`` bool.
+      scale: softmax scale.
+      per_kv_head: importance and eviction slot per KV head.
+      interpret: run the kernel in Pallas interpret mode (CPU tests).
+      config: launch shape; ``plan_config`` picks one when None.
+
+    Returns:
+      ``(out [batch, q_heads, head_dim] q.dtype, slot int32 [batch] or
+      [batch, kv_heads], importance float32 [batch, slots] or
+      [batch, kv_heads, slots])``.
+
+    Raises:
+      ValueError: unsupported dtype, head_dim or group size (``check_supported``).
+    """
+    check_supported(q, k)
+    batch, _, head_dim = q.shape
+    kv_heads, slots = k.shape[1], k.shape[2]
+    if config is None:
+        config = plan_config(batch, kv_heads, slots, head_dim, q.dtype)
+    partials = _split_partials(q, k, v, valid, scale=scale, cfg=config, interpret=interpret)
+    return _combine(partials, valid, q_dtype=q.dtype, slots=slots, head_dim=head_dim,
+                    cfg=config, per_kv_head=per_kv_head)
