@@ -71,6 +71,10 @@ class KernelConfig:
     num_splits: int  # programs per (batch, kv head)
     num_warps: int
     num_stages: int
+    # Benchmark-only ablations (partials are wrong unless "full"):
+    # "attn_only" (no importance), "no_vl1" (|v|_1 := 1), "vl1_reload" (|v|_1
+    # from a second, masked load of V), "no_store" (importance kept in registers).
+    variant: str = "full"
 
     @property
     def split_len(self) -> int:
@@ -79,7 +83,8 @@ class KernelConfig:
 
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
-                num_warps: int | None = None, num_stages: int | None = None) -> KernelConfig:
+                num_warps: int | None = None, num_stages: int | None = None,
+                variant: str = "full") -> KernelConfig:
     """Chooses tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -103,6 +108,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         num_splits=num_splits,
         num_warps=num_warps if num_warps is not None else 4,
         num_stages=num_stages if num_stages is not None else 3,
+        variant=variant,
     )
 
 
@@ -122,7 +128,7 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
               mask=row_ok[:, None] & col_ok[None, :], other=0)
 
     def body(i, carry):
-        o, m, l = carry
+        o, m, l, acc = carry
         tile = pl.ds(i * block_k, block_k)
         if pad_slots:
             in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
@@ -152,15 +158,29 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
             preferred_element_type=jnp.float32)
 
         # Importance numerator for this tile, relative to m_new (stored too).
-        v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
+        variant = cfg.variant
+        if variant == "attn_only":
+            return o, m_new, l, acc
+        if variant == "no_vl1":
+            v_l1 = jnp.ones((block_k,), jnp.float32)
+        elif variant == "vl1_reload":
+            v2 = _load(v_ref.at[tile, pl.ds(0, head_dim_p)],
+                       mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
+            v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
+        else:
+            v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
+        if variant == "no_store":
+            return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         _store(imp_ref.at[pl.ds(0, group_p), tile], e * v_l1[None, :], mask=row_ok[:, None])
         _store(mblk_ref.at[pl.ds(i, 1), pl.ds(0, group_p)], m_new[None, :], mask=row_ok[None, :])
-        return o, m_new, l
+        return o, m_new, l, acc
 
     o0 = jnp.zeros((group_p, head_dim_p), jnp.float32)
     m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
     l0 = jnp.zeros((group_p,), jnp.float32)
-    o, m, l = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0))
+    o, m, l, acc = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0))
+    if cfg.variant == "no_store":
+        l = l + acc * 1e-30  # keep the ablated work alive
 
     _store(o_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)], o,
            mask=row_ok[:, None] & col_ok[None, :])
@@ -233,19 +253,19 @@ def _combine(partials, valid, *, q_dtype, slots, head_dim, cfg: KernelConfig, pe
     out = jnp.sum(rescale[..., None] * o_part, axis=2) * inv_l[..., None]
     out = out.reshape(batch, kv_heads * group, head_dim).astype(q_dtype)
 
-    # Per-tile weight exp(m_tile - M) / L turns stored numerators into p * |v|_1.
-    tile_w = jnp.exp(m_tile - m_glob[:, :, None, :]) * inv_l[:, :, None, :]  # [b,kv,nt,g]
+    # Per-tile weight exp(m_tile - M) / L turns stored numerators into p * |v|_1;
+    # the 1 / (heads * head_dim) normalisation is folded in too.  Written as a
+    # broadcast multiply + sum so XLA emits one reduction fusion.
+    heads = group if per_kv_head else kv_heads * group
+    tile_w = jnp.exp(m_tile - m_glob[:, :, None, :]) * (inv_l[:, :, None, :] / (heads * head_dim))
+    tile_w = jnp.swapaxes(tile_w, 2, 3)  # [b, kv, g, tiles]
     num_tiles = m_tile.shape[2]
-    imp = imp_part.reshape(batch, kv_heads, group, num_tiles, cfg.block_k)
+    imp = imp_part.reshape(batch, kv_heads, group, num_tiles, cfg.block_k) * tile_w[..., None]
     if per_kv_head:
-        importance = jnp.einsum("bkgts,bktg->bkts", imp, tile_w,
-                                precision=jax.lax.Precision.HIGHEST)
-        importance = importance.reshape(batch, kv_heads, -1)[..., :slots] / (group * head_dim)
+        importance = jnp.sum(imp, axis=2).reshape(batch, kv_heads, -1)[..., :slots]
         slot = select_eviction_slot(importance, valid[:, None, :])
     else:
-        importance = jnp.einsum("bkgts,bktg->bts", imp, tile_w,
-                                precision=jax.lax.Precision.HIGHEST)
-        importance = importance.reshape(batch, -1)[..., :slots] / (kv_heads * group * head_dim)
+        importance = jnp.sum(imp, axis=(1, 2)).reshape(batch, -1)[..., :slots]
         slot = select_eviction_slot(importance, valid)
     return out, slot, importance
 

@@ -1,0 +1,338 @@
+"""Device check + benchmark of the LongFlow decode kernels (one run, H200).
+
+Usage (on the GPU machine):  PYTHONUNBUFFERED=1 python3 benchmarks/kernel.py --out $OUT
+
+1. Correctness on the device: Triton kernel (fp32, bf16) vs the float64 NumPy
+   reference computed on the host.
+2. A small launch-config sweep at the shapes that matter (optional, --sweep).
+3. The timing table, 32 q / 8 kv heads, head_dim 128, bf16: our kernel, the
+   jitted XLA contract, jax's Pallas ``decode_attention.gqa`` and torch SDPA
+   (attention only), plus the device copy bandwidth.
+
+JAX work runs on its own stream, so JAX timings are wall clock around one
+jitted executable that applies the op to ``n`` distinct input sets in sequence
+(distinct so the 60 MB L2 cannot serve repeats; several so dispatch is
+amortised), median over repetitions, divided by ``n``.  Torch SDPA is timed
+the same way (a loop over the same buffers, shared through DLPack, between
+CUDA events) and also with ``triton.testing.do_bench`` (median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from pallas_kernels import triton_decode  # noqa: E402
+from pallas_kernels.reference import longflow_attention_reference  # noqa: E402
+from pallas_kernels.xla import longflow_attention_xla  # noqa: E402
+
+Q_HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
+BATCHES = (1, 8, 32, 128)
+SLOTS = (1024, 2048, 8192, 32768)
+SET_BYTES_CAP = 8e9  # bytes of K+V across all distinct input sets of one shape
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ----------------------------------------------------------------------------- correctness
+def correctness(rng) -> bool:
+    cases = [  # batch, q_heads, kv_heads, head_dim, slots, dtype, mask, per_kv_head
+        (3, 32, 8, 128, 1000, jnp.float32, "random", False),
+        (3, 32, 8, 128, 1000, jnp.bfloat16, "random", False),
+        (1, 9, 3, 64, 4096, jnp.bfloat16, "left_pad", True),
+        (2, 4, 1, 128, 100, jnp.float32, "single", False),
+        (8, 32, 8, 128, 2048, jnp.bfloat16, "all", True),
+        (1, 8, 2, 64, 16, jnp.float32, "all", False),
+        (16, 32, 8, 128, 8192, jnp.bfloat16, "random", False),
+    ]
+    ok_all = True
+    for b, hq, hkv, d, s, dt, mask, pkv in cases:
+        try:
+            q = rng.standard_normal((b, hq, d)).astype(np.float32)
+            k = rng.standard_normal((b, hkv, s, d)).astype(np.float32)
+            v = rng.standard_normal((b, hkv, s, d)).astype(np.float32)
+            if mask == "all":
+                valid = np.ones((b, s), bool)
+            elif mask == "random":
+                valid = rng.random((b, s)) < 0.6
+            elif mask == "single":
+                valid = np.zeros((b, s), bool)
+                valid[np.arange(b), rng.integers(0, s, b)] = True
+            else:
+                valid = np.arange(s)[None, :] >= rng.integers(0, s, (b, 1))
+            qj, kj, vj = (jnp.asarray(x, dt) for x in (q, k, v))
+            fn = jax.jit(lambda q, k, v, m: triton_decode.longflow_attention_triton(
+                q, k, v, m, scale=d ** -0.5, per_kv_head=pkv))
+            out, slot, imp = jax.block_until_ready(fn(qj, kj, vj, jnp.asarray(valid)))
+            f32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))  # noqa: E731
+            r_out, r_slot, r_imp = longflow_attention_reference(
+                f32(qj), f32(kj), f32(vj), valid, d ** -0.5, pkv)
+            out = f32(out)
+            rel = np.linalg.norm(out - r_out) / max(np.linalg.norm(r_out), 1e-30)
+            imp_rel = np.abs(np.asarray(imp) - r_imp).max() / max(np.abs(r_imp).max(), 1e-30)
+            tol = 1e-5 if dt == jnp.float32 else 2e-2
+            slot_ok = np.mean(np.asarray(slot) == r_slot)
+            good = (rel <= tol and np.isfinite(out).all() and np.isfinite(np.asarray(imp)).all()
+                    and imp_rel <= tol)
+            ok_all &= bool(good)
+            log(f"check b={b} h={hq}/{hkv} d={d} s={s} {jnp.dtype(dt).name} {mask} pkv={pkv}: "
+                f"out_rel={rel:.2e} imp_rel={imp_rel:.2e} slot_match={slot_ok:.2f} "
+                f"{'PASS' if good else 'FAIL'}")
+        except Exception:  # keep going: one failure must not lose the rest
+            ok_all = False
+            log(f"check {b, hq, hkv, d, s} CRASH\n{traceback.format_exc()}")
+    return ok_all
+
+
+# ----------------------------------------------------------------------------- timing helpers
+def make_sets(batch, slots, n_sets, key):
+    sets = []
+    for i in range(n_sets):
+        kq, kk, kvv, km = jax.random.split(jax.random.fold_in(key, i), 4)
+        q = jax.random.normal(kq, (batch, Q_HEADS, HEAD_DIM), jnp.bfloat16)
+        k = jax.random.normal(kk, (batch, KV_HEADS, slots, HEAD_DIM), jnp.bfloat16)
+        v = jax.random.normal(kvv, (batch, KV_HEADS, slots, HEAD_DIM), jnp.bfloat16)
+        valid = jax.random.uniform(km, (batch, slots)) < 0.9
+        sets.append((q, k, v, valid))
+    return jax.block_until_ready(sets)
+
+
+def time_jax(op, sets, min_reps=5, budget_s=0.6):
+    """Median seconds per application of ``op`` over distinct input sets."""
+    multi = jax.jit(lambda s: [op(*x) for x in s])
+    jax.block_until_ready(multi(sets))  # compile + warm up
+    times = []
+    t_end = time.perf_counter() + budget_s
+    while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 50):
+        t0 = time.perf_counter()
+        jax.block_until_ready(multi(sets))
+        times.append((time.perf_counter() - t0) / len(sets))
+    return statistics.median(times)
+
+
+def time_torch(fn_list, reps=20):
+    import torch
+    for f in fn_list:
+        f()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for f in fn_list:
+            f()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) * 1e-3 / len(fn_list))
+    return statistics.median(times)
+
+
+def copy_bandwidth():
+    import torch
+    n = 4 << 30
+    src = torch.empty(n, dtype=torch.uint8, device="cuda").random_(0, 255)
+    dst = torch.empty_like(src)
+    t = time_torch([lambda: dst.copy_(src)], reps=10)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * n / t
+
+
+# ----------------------------------------------------------------------------- sweep
+def sweep(key):
+    shapes = [(128, 8192), (8, 2048), (1, 32768)]
+    variants = [
+        {}, {"block_k": 32}, {"block_k": 128}, {"num_warps": 8}, {"num_warps": 2},
+        {"num_stages": 2}, {"num_stages": 4}, {"split_mult": 2}, {"split_mult": 0.5},
+    ]
+    results = []
+    for batch, slots in shapes:
+        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
+        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        sets = make_sets(batch, slots, n_sets, key)
+        base = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16)
+        for var in variants:
+            var = dict(var)
+            mult = var.pop("split_mult", None)
+            if mult is not None:
+                var["num_splits"] = max(1, int(round(base.num_splits * mult)))
+            try:
+                cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16, **var)
+                op = lambda q, k, v, m, cfg=cfg: triton_decode.longflow_attention_triton(  # noqa: E731
+                    q, k, v, m, scale=HEAD_DIM ** -0.5, config=cfg)
+                t = time_jax(op, sets, min_reps=5, budget_s=0.3)
+                log(f"sweep b={batch} s={slots} {cfg}: {t * 1e6:.1f} us {kv_bytes / t / 1e12:.2f} TB/s")
+                results.append((batch, slots, str(cfg), t))
+            except Exception as err:
+                log(f"sweep b={batch} s={slots} {var}: FAILED {type(err).__name__}: {str(err)[:300]}")
+        del sets
+    return results
+
+
+# ----------------------------------------------------------------------------- ablation
+def ablation(key):
+    """Which part of the kernel costs time: kernel alone vs with combine, and
+    variants that drop pieces of the importance work (partials wrong there)."""
+    scale = HEAD_DIM ** -0.5
+    for batch, slots in ((128, 8192), (8, 2048)):
+        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
+        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        sets = make_sets(batch, slots, n_sets, key)
+        for variant in ("full", "attn_only", "no_vl1", "vl1_reload", "no_store"):
+            for stages in (2, 3, 4):
+                for block_k in (32, 64):
+                    try:
+                        cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
+                                                        num_stages=stages, block_k=block_k,
+                                                        variant=variant)
+                        kern = lambda q, k, v, m, cfg=cfg: triton_decode._split_partials(  # noqa: E731
+                            q, k, v, m, scale=scale, cfg=cfg, interpret=False)
+                        t_k = time_jax(kern, sets, min_reps=5, budget_s=0.2)
+                        msg = f"kernel {t_k * 1e6:.1f} us {kv_bytes / t_k / 1e12:.2f} TB/s"
+                        if variant == "full":
+                            op = lambda q, k, v, m, cfg=cfg: triton_decode.longflow_attention_triton(  # noqa: E731
+                                q, k, v, m, scale=scale, config=cfg)
+                            t = time_jax(op, sets, min_reps=5, budget_s=0.2)
+                            msg += f" | with combine {t * 1e6:.1f} us {kv_bytes / t / 1e12:.2f} TB/s"
+                        log(f"ablate b={batch} s={slots} {variant} st={stages} bk={block_k}: {msg}")
+                    except Exception as err:
+                        log(f"ablate b={batch} s={slots} {variant} st={stages} bk={block_k}: FAILED "
+                            f"{type(err).__name__}: {str(err)[:300]}")
+        del sets
+
+
+# ----------------------------------------------------------------------------- table
+def table(key, out_dir):
+    import torch
+    import torch.nn.functional as F
+    from jax.experimental.pallas.ops.gpu import decode_attention
+
+    scale = HEAD_DIM ** -0.5
+    ours = lambda q, k, v, m: triton_decode.longflow_attention_triton(q, k, v, m, scale=scale)  # noqa: E731
+    xla = lambda q, k, v, m: longflow_attention_xla(q, k, v, m, scale=scale)  # noqa: E731
+
+    def gqa_op(q, kt, vt):
+        # attention only; jax's layout is [batch, slots, kv_heads, head_dim]
+        return decode_attention.gqa(q, kt, vt, sm_scale=scale)
+
+    rows = []
+    for batch in BATCHES:
+        for slots in SLOTS:
+            kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
+            n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+            row = {"batch": batch, "slots": slots, "kv_gb": kv_bytes / 1e9}
+            try:
+                sets = make_sets(batch, slots, n_sets, jax.random.fold_in(key, batch * 100003 + slots))
+            except Exception as err:
+                log(f"b={batch} s={slots}: could not allocate: {err}")
+                rows.append(row)
+                continue
+            for name, op in (("ours", ours), ("xla", xla)):
+                try:
+                    row[name] = time_jax(op, sets)
+                except Exception as err:
+                    log(f"b={batch} s={slots} {name}: FAILED {type(err).__name__}: {str(err)[:300]}")
+            try:  # torch SDPA on the same buffers (zero copy)
+                tsets = [tuple(torch.from_dlpack(x) for x in s[:3]) for s in sets]
+                fns = [lambda q=q, k=k, v=v: F.scaled_dot_product_attention(
+                    q[:, :, None, :], k, v, scale=scale, enable_gqa=True) for q, k, v in tsets]
+                row["sdpa"] = time_torch(fns)
+                import triton.testing
+                row["sdpa_bench"] = triton.testing.do_bench(fns[0], return_mode="median") * 1e-3
+                del tsets, fns
+            except Exception as err:
+                log(f"b={batch} s={slots} sdpa: FAILED {type(err).__name__}: {str(err)[:300]}")
+            try:
+                gsets = [(q, jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)) for q, k, v, _ in sets]
+                del sets
+                row["gqa"] = time_jax(gqa_op, gsets)
+                del gsets
+            except Exception as err:
+                log(f"b={batch} s={slots} gqa: FAILED {type(err).__name__}: {str(err)[:300]}")
+            sets = gsets = None
+            torch.cuda.empty_cache()
+            rows.append(row)
+            log("row", {k: (f"{v * 1e6:.1f}us" if isinstance(v, float) and k not in ("kv_gb",) else v)
+                        for k, v in row.items()})
+    return rows
+
+
+def fmt_table(rows, copy_bw):
+    def cell(row, name):
+        t = row.get(name)
+        if t is None:
+            return "fail"
+        return f"{t * 1e6:.1f} us / {row['kv_gb'] * 1e9 / t / 1e12:.2f}"
+    lines = [
+        f"Device copy bandwidth (read+write): {copy_bw / 1e12:.2f} TB/s",
+        "",
+        "time per step / effective K+V bandwidth (TB/s); 32 q / 8 kv heads, head_dim 128, bf16",
+        "",
+        "| batch | slots | K+V GB | ours | XLA ref | jax gqa (attn only) | torch SDPA (attn only) "
+        "| SDPA do_bench | ours/SDPA | ours/XLA |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = (f"{r['ours'] / r['sdpa']:.2f}" if "ours" in r and "sdpa" in r else "-")
+        vs_xla = (f"{r['ours'] / r['xla']:.3f}" if "ours" in r and "xla" in r else "-")
+        sb = f"{r['sdpa_bench'] * 1e6:.1f} us" if "sdpa_bench" in r else "fail"
+        lines.append(f"| {r['batch']} | {r['slots']} | {r['kv_gb']:.3f} | {cell(r, 'ours')} | "
+                     f"{cell(r, 'xla')} | {cell(r, 'gqa')} | {cell(r, 'sdpa')} | {sb} | {ratio} | {vs_xla} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--ablate", action="store_true")
+    ap.add_argument("--skip-check", action="store_true")
+    args = ap.parse_args()
+    import torch
+    import triton
+    log(f"date {datetime.datetime.now(datetime.timezone.utc).isoformat()}")
+    log(f"jax {jax.__version__} devices {jax.devices()} torch {torch.__version__} triton {triton.__version__}")
+    log(f"gpu {torch.cuda.get_device_name()} sms {torch.cuda.get_device_properties(0).multi_processor_count}")
+    rng = np.random.default_rng(int(time.time()))
+    key = jax.random.key(int(time.time()))
+    t0 = time.time()
+    if not args.skip_check:
+        ok = correctness(rng)
+        log(f"correctness {'PASS' if ok else 'FAIL'} ({time.time() - t0:.0f}s)")
+    if args.ablate:
+        t0 = time.time()
+        ablation(key)
+        log(f"ablation done ({time.time() - t0:.0f}s)")
+    if args.sweep:
+        t0 = time.time()
+        sweep(key)
+        log(f"sweep done ({time.time() - t0:.0f}s)")
+    if args.skip_table:
+        return
+    bw = copy_bandwidth()
+    t0 = time.time()
+    rows = table(key, args.out)
+    md = fmt_table(rows, bw)
+    log(f"table done ({time.time() - t0:.0f}s)\n")
+    log(md)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(md + "\n")
+
+
+if __name__ == "__main__":
+    main()
