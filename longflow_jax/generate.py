@@ -50,6 +50,8 @@ class DecodeState:
       done: ``[batch]`` bool, row finished (stop token or ``max_new_tokens``).
       num_generated: ``[batch]`` int32 tokens emitted so far.
       max_new_tokens: ``[]`` int32.
+      min_new_tokens: ``[]`` int32; stop tokens are suppressed before this many
+        tokens (HF ``MinNewTokensLengthLogitsProcessor``).
       key: PRNG key.
     """
 
@@ -60,6 +62,7 @@ class DecodeState:
     done: jax.Array
     num_generated: jax.Array
     max_new_tokens: jax.Array
+    min_new_tokens: jax.Array
     key: jax.Array
 
 
@@ -69,7 +72,8 @@ def prompt_bucket(length: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "budget"))
-def start(params, tokens, key_valid, max_new_tokens, seed, *, cfg: ModelConfig, budget: int) -> DecodeState:
+def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, cfg: ModelConfig,
+          budget: int) -> DecodeState:
     """Prefill and build the initial :class:`DecodeState` (jitted).
 
     Args:
@@ -78,6 +82,7 @@ def start(params, tokens, key_valid, max_new_tokens, seed, *, cfg: ModelConfig, 
       key_valid: ``[batch, T]`` bool.
       max_new_tokens: int32 scalar.
       seed: int32 scalar PRNG seed.
+      min_new_tokens: int32 scalar.
       cfg, budget: static.
     """
     logits, buffer = prefill(params, tokens, key_valid, cfg=cfg, budget=budget)
@@ -89,6 +94,7 @@ def start(params, tokens, key_valid, max_new_tokens, seed, *, cfg: ModelConfig, 
         position=jnp.sum(key_valid, axis=1).astype(jnp.int32),
         seen=seen, done=jnp.zeros((b,), bool), num_generated=jnp.zeros((b,), jnp.int32),
         max_new_tokens=jnp.asarray(max_new_tokens, jnp.int32),
+        min_new_tokens=jnp.asarray(min_new_tokens, jnp.int32),
         key=jax.random.key(seed),
     )
 
@@ -114,10 +120,12 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
     """
     rows = jnp.arange(state.done.shape[0])
     stops = jnp.asarray(stop_ids if stop_ids else (-2,), jnp.int32)
+    is_stop_vocab = jnp.isin(jnp.arange(cfg.vocab_size), stops)[None, :]
 
     def step(state: DecodeState, forced_t):
         key, sub = jax.random.split(state.key)
-        sampled = sample_token(state.logits, state.seen, sub, sampling)
+        too_early = (state.num_generated < state.min_new_tokens)[:, None] & is_stop_vocab
+        sampled = sample_token(jnp.where(too_early, -jnp.inf, state.logits), state.seen, sub, sampling)
         token = jnp.where(forced_t >= 0, forced_t, sampled)
         logprob = jnp.take_along_axis(jax.nn.log_softmax(state.logits, axis=-1), token[:, None], axis=-1)[:, 0]
         emit = ~state.done
@@ -132,7 +140,7 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
         new = DecodeState(
             buffer=buffer, logits=logits, position=state.position + 1,
             seen=state.seen.at[rows, token].set(True), done=done, num_generated=num_generated,
-            max_new_tokens=state.max_new_tokens, key=key,
+            max_new_tokens=state.max_new_tokens, min_new_tokens=state.min_new_tokens, key=key,
         )
         return new, (jnp.where(emit, token, -1), jnp.where(emit, logprob, 0.0))
 
@@ -227,6 +235,7 @@ def _pad_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig):
 def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
              policy: str = "longflow", budget: int | None = None, compression: float | None = None,
              sampling: SamplingParams | None = None, stop_ids: Sequence[int] = (), seed: int = 0,
+             min_new_tokens: int = 0,
              chunk: int = DEFAULT_CHUNK, attn_impl: str = "auto",
              forced: Sequence[Sequence[int]] | None = None,
              on_chunk: Callable[[np.ndarray], None] | None = None) -> GenerationResult:
@@ -242,6 +251,7 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       sampling: :class:`SamplingParams` (default greedy).
       stop_ids: token ids that end a row (emitted, then the row stops).
       seed: PRNG seed.
+      min_new_tokens: stop tokens are suppressed until this many tokens were emitted.
       chunk: decode steps per jitted call (streaming granularity).
       attn_impl: decode attention implementation, see ``pallas_kernels``.
       forced: optional per-row continuations to feed instead of sampling.
@@ -256,6 +266,8 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     """
     if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens}")
+    if not 0 <= min_new_tokens <= max_new_tokens:
+        raise ValueError(f"min_new_tokens must be in [0, max_new_tokens={max_new_tokens}], got {min_new_tokens}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     tokens, valid = _pad_prompts(prompts, cfg)
@@ -272,7 +284,8 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
             forced_all[i, : len(f)] = f
 
     t0 = time.perf_counter()
-    state = start(params, jnp.asarray(tokens), jnp.asarray(valid), max_new_tokens, seed, cfg=cfg, budget=budget)
+    state = start(params, jnp.asarray(tokens), jnp.asarray(valid), max_new_tokens, seed,
+                  min_new_tokens, cfg=cfg, budget=budget)
     jax.block_until_ready(state)
     t1 = time.perf_counter()
     buffer_bytes = state.buffer.nbytes
