@@ -75,8 +75,9 @@ def correctness(rng) -> bool:
             else:
                 valid = np.arange(s)[None, :] >= rng.integers(0, s, (b, 1))
             qj, kj, vj = (jnp.asarray(x, dt) for x in (q, k, v))
+            cfg = triton_decode.plan_config(b, hkv, s, d, dt, **OVERRIDES)
             fn = jax.jit(lambda q, k, v, m: triton_decode.longflow_attention_triton(
-                q, k, v, m, scale=d ** -0.5, per_kv_head=pkv))
+                q, k, v, m, scale=d ** -0.5, per_kv_head=pkv, config=cfg))
             out, slot, imp = jax.block_until_ready(fn(qj, kj, vj, jnp.asarray(valid)))
             f32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))  # noqa: E731
             r_out, r_slot, r_imp = longflow_attention_reference(
@@ -184,35 +185,58 @@ def sweep(key):
 
 
 # ----------------------------------------------------------------------------- ablation
+ABLATION = [  # variant, num_stages, block_k, num_warps, num_splits (None: heuristic)
+    ("full", 2, 64, 4, None),
+    ("attn_only", 2, 64, 4, None), ("attn_only", 2, 128, 8, None), ("attn_only", 3, 128, 8, None),
+    ("vl1_reload", 2, 64, 4, None), ("vl1_reload", 2, 64, 8, None),
+    ("vl1_reload", 2, 128, 8, None), ("vl1_reload", 3, 64, 8, None),
+    ("pvt", 2, 64, 4, None), ("pvt", 3, 64, 4, None), ("pvt", 2, 64, 8, None), ("pvt", 2, 128, 8, None),
+    ("pvt_reload", 2, 64, 4, None), ("pvt_reload", 3, 64, 4, None),
+]
+SPLIT_TRIES = [(2, 64, 4, 2), (2, 64, 4, 4), (2, 64, 4, 16), (2, 32, 4, 8), (2, 32, 4, 16)]
+OVERRIDES: dict = {}  # launch overrides chosen by the ablation, used by checks and table
+
+
 def ablation(key):
-    """Which part of the kernel costs time: kernel alone vs with combine, and
-    variants that drop pieces of the importance work (partials wrong there)."""
+    """Kernel alone (and with combine for exact variants) over launch variants.
+
+    Picks the fastest exact variant at batch 128 x 8192 (with combine) into
+    OVERRIDES so the same run's checks and table use it."""
     scale = HEAD_DIM ** -0.5
+    best = {}
     for batch, slots in ((128, 8192), (8, 2048)):
         kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
         n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
         sets = make_sets(batch, slots, n_sets, key)
-        for variant in ("full", "attn_only", "no_vl1", "vl1_reload", "no_store"):
-            for stages in (2, 3, 4):
-                for block_k in (32, 64):
-                    try:
-                        cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
-                                                        num_stages=stages, block_k=block_k,
-                                                        variant=variant)
-                        kern = lambda q, k, v, m, cfg=cfg: triton_decode._split_partials(  # noqa: E731
-                            q, k, v, m, scale=scale, cfg=cfg, interpret=False)
-                        t_k = time_jax(kern, sets, min_reps=5, budget_s=0.2)
-                        msg = f"kernel {t_k * 1e6:.1f} us {kv_bytes / t_k / 1e12:.2f} TB/s"
-                        if variant == "full":
-                            op = lambda q, k, v, m, cfg=cfg: triton_decode.longflow_attention_triton(  # noqa: E731
-                                q, k, v, m, scale=scale, config=cfg)
-                            t = time_jax(op, sets, min_reps=5, budget_s=0.2)
-                            msg += f" | with combine {t * 1e6:.1f} us {kv_bytes / t / 1e12:.2f} TB/s"
-                        log(f"ablate b={batch} s={slots} {variant} st={stages} bk={block_k}: {msg}")
-                    except Exception as err:
-                        log(f"ablate b={batch} s={slots} {variant} st={stages} bk={block_k}: FAILED "
-                            f"{type(err).__name__}: {str(err)[:300]}")
+        tries = list(ABLATION)
+        if batch == 8:
+            tries += [("vl1_reload",) + t[:3] + (t[3],) for t in SPLIT_TRIES]
+            tries += [("pvt",) + t[:3] + (t[3],) for t in SPLIT_TRIES]
+        for variant, stages, block_k, warps, splits in tries:
+            tag = f"{variant} st={stages} bk={block_k} w={warps} sp={splits}"
+            try:
+                cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
+                                                num_stages=stages, block_k=block_k, num_warps=warps,
+                                                num_splits=splits, variant=variant)
+                kern = lambda q, k, v, m, cfg=cfg: triton_decode._split_partials(  # noqa: E731
+                    q, k, v, m, scale=scale, cfg=cfg, interpret=False)
+                t_k = time_jax(kern, sets, min_reps=5, budget_s=0.2)
+                msg = f"kernel {t_k * 1e6:.1f} us {kv_bytes / t_k / 1e12:.2f} TB/s"
+                if variant in ("full", "vl1_reload", "pvt", "pvt_reload"):
+                    op = lambda q, k, v, m, cfg=cfg: triton_decode.longflow_attention_triton(  # noqa: E731
+                        q, k, v, m, scale=scale, config=cfg)
+                    t = time_jax(op, sets, min_reps=5, budget_s=0.2)
+                    msg += f" | with combine {t * 1e6:.1f} us {kv_bytes / t / 1e12:.2f} TB/s"
+                    if batch == 128 and splits is None and t < best.get("t", 1e9):
+                        best = {"t": t, "variant": variant, "num_stages": stages,
+                                "block_k": block_k, "num_warps": warps}
+                log(f"ablate b={batch} s={slots} {tag}: {msg}")
+            except Exception as err:
+                log(f"ablate b={batch} s={slots} {tag}: FAILED {type(err).__name__}: {str(err)[:300]}")
         del sets
+    best.pop("t", None)
+    OVERRIDES.update(best)
+    log(f"chosen overrides: {OVERRIDES}")
 
 
 # ----------------------------------------------------------------------------- table
@@ -222,7 +246,9 @@ def table(key, out_dir):
     from jax.experimental.pallas.ops.gpu import decode_attention
 
     scale = HEAD_DIM ** -0.5
-    ours = lambda q, k, v, m: triton_decode.longflow_attention_triton(q, k, v, m, scale=scale)  # noqa: E731
+    def ours(q, k, v, m):
+        cfg = triton_decode.plan_config(q.shape[0], KV_HEADS, k.shape[2], HEAD_DIM, q.dtype, **OVERRIDES)
+        return triton_decode.longflow_attention_triton(q, k, v, m, scale=scale, config=cfg)
     xla = lambda q, k, v, m: longflow_attention_xla(q, k, v, m, scale=scale)  # noqa: E731
 
     def gqa_op(q, kt, vt):
@@ -311,13 +337,13 @@ def main():
     rng = np.random.default_rng(int(time.time()))
     key = jax.random.key(int(time.time()))
     t0 = time.time()
+    if args.ablate:
+        ablation(key)
+        log(f"ablation done ({time.time() - t0:.0f}s)")
+    t0 = time.time()
     if not args.skip_check:
         ok = correctness(rng)
         log(f"correctness {'PASS' if ok else 'FAIL'} ({time.time() - t0:.0f}s)")
-    if args.ablate:
-        t0 = time.time()
-        ablation(key)
-        log(f"ablation done ({time.time() - t0:.0f}s)")
     if args.sweep:
         t0 = time.time()
         sweep(key)
@@ -329,6 +355,7 @@ def main():
     rows = table(key, args.out)
     md = fmt_table(rows, bw)
     log(f"table done ({time.time() - t0:.0f}s)\n")
+    log(f"overrides used: {OVERRIDES}")
     log(md)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(md + "\n")

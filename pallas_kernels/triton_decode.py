@@ -73,7 +73,8 @@ class KernelConfig:
     num_stages: int
     # Benchmark-only ablations (partials are wrong unless "full"):
     # "attn_only" (no importance), "no_vl1" (|v|_1 := 1), "vl1_reload" (|v|_1
-    # from a second, masked load of V), "no_store" (importance kept in registers).
+    # from a second, masked load of V), "no_store" (importance kept in registers),
+    # "pvt" / "pvt_reload" (P@V computed transposed, V as the A operand).
     variant: str = "full"
 
     @property
@@ -153,9 +154,14 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
         rescale = jnp.exp(m - m_new)
         e = jnp.where(ok[None, :], jnp.exp(logits - m_new[:, None]), 0.0)
         l = rescale * l + jnp.sum(e, axis=1)
-        o = rescale[:, None] * o + jax.lax.dot_general(
-            e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
-            preferred_element_type=jnp.float32)
+        if pv_transposed:  # o^T += v^T e^T: V as the dot's A operand (registers)
+            o = rescale[None, :] * o + jax.lax.dot_general(
+                v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
+                preferred_element_type=jnp.float32)
+        else:
+            o = rescale[:, None] * o + jax.lax.dot_general(
+                e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
+                preferred_element_type=jnp.float32)
 
         # Importance numerator for this tile, relative to m_new (stored too).
         variant = cfg.variant
@@ -163,7 +169,7 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
             return o, m_new, l, acc
         if variant == "no_vl1":
             v_l1 = jnp.ones((block_k,), jnp.float32)
-        elif variant == "vl1_reload":
+        elif variant.endswith("reload"):
             v2 = _load(v_ref.at[tile, pl.ds(0, head_dim_p)],
                        mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
             v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
@@ -175,12 +181,15 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
         _store(mblk_ref.at[pl.ds(i, 1), pl.ds(0, group_p)], m_new[None, :], mask=row_ok[None, :])
         return o, m_new, l, acc
 
-    o0 = jnp.zeros((group_p, head_dim_p), jnp.float32)
+    pv_transposed = cfg.variant.startswith("pvt")
+    o0 = jnp.zeros((head_dim_p, group_p) if pv_transposed else (group_p, head_dim_p), jnp.float32)
     m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
     l0 = jnp.zeros((group_p,), jnp.float32)
     o, m, l, acc = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0))
     if cfg.variant == "no_store":
         l = l + acc * 1e-30  # keep the ablated work alive
+    if pv_transposed:
+        o = o.T
 
     _store(o_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)], o,
            mask=row_ok[:, None] & col_ok[None, :])
