@@ -104,15 +104,17 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
         block holds a valid slot (else it names the block whose DMA we reuse).
       q_ref: [group_pad, head_dim]; k_ref, v_ref: [block_slots, head_dim];
       valid_ref: int32 [1, block_slots]; out_ref: [group_pad, head_dim];
-      imp_ref: fp32 [1, slots_pad] (resident across the slot axis).
+      imp_ref: fp32 [num_blocks, 1, block_slots] (resident across the slot axis).
     Scratch: m, l fp32 [group_pad, 1]; acc fp32 [group_pad, head_dim];
-      logits fp32 [group_pad, slots_pad]; v_l1 fp32 [1, slots_pad].
+      logits fp32 [num_blocks, group_pad, block_slots];
+      v_l1 fp32 [num_blocks, 1, block_slots].
+    Per-block buffers are indexed on their leading dim only: Mosaic handles
+    dynamic leading-dim offsets, not dynamic lane offsets.
     """
     batch_idx = pl.program_id(0)
     block_idx = pl.program_id(2)
     group_pad, head_dim = q_ref.shape
     precision = lax.Precision.HIGHEST if fp32_inputs else lax.Precision.DEFAULT
-    block_start = pl.multiple_of(block_idx * block_slots, block_slots)
 
     @pl.when(block_idx == 0)
     def _init():
@@ -130,13 +132,13 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
         if slots % block_slots:
             # The last block reads past the end of the cache: those rows are
             # unspecified memory (maybe NaN), and 0 * NaN would poison acc.
-            row = block_start + lax.broadcasted_iota(jnp.int32, v.shape, 0)
+            row = block_idx * block_slots + lax.broadcasted_iota(jnp.int32, v.shape, 0)
             v = jnp.where(row < slots, v, jnp.zeros_like(v))
         logits = lax.dot_general(q, k, (((1,), (1,)), ((), ())), precision=precision,
                                  preferred_element_type=jnp.float32) * scale
         mask = jnp.broadcast_to(valid_ref[...] != 0, logits.shape)
         logits = jnp.where(mask, logits, _MASK_VALUE)
-        logits_scr[:, pl.ds(block_start, block_slots)] = logits
+        logits_scr[block_idx] = logits
 
         m_prev = m_scr[...]
         m_next = jnp.maximum(m_prev, jnp.max(logits, axis=1, keepdims=True))
@@ -154,13 +156,12 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
         ones = jnp.ones((8, head_dim), v.dtype)
         v_l1 = lax.dot_general(ones, jnp.abs(v), (((1,), (1,)), ((), ())), precision=precision,
                                preferred_element_type=jnp.float32)
-        v_l1_scr[:, pl.ds(block_start, block_slots)] = v_l1[0:1, :]
+        v_l1_scr[block_idx] = v_l1[0:1, :]
 
     @pl.when(jnp.logical_not(has_valid))
     def _skip():
-        logits_scr[:, pl.ds(block_start, block_slots)] = jnp.full(
-            (group_pad, block_slots), _MASK_VALUE, jnp.float32)
-        v_l1_scr[:, pl.ds(block_start, block_slots)] = jnp.zeros((1, block_slots), jnp.float32)
+        logits_scr[block_idx] = jnp.full((group_pad, block_slots), _MASK_VALUE, jnp.float32)
+        v_l1_scr[block_idx] = jnp.zeros((1, block_slots), jnp.float32)
 
     @pl.when(block_idx == num_blocks - 1)
     def _finish():
@@ -172,10 +173,9 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
         m_final = m_scr[...]
 
         def importance_of_block(i, carry):
-            start = pl.multiple_of(i * block_slots, block_slots)
-            probs = jnp.exp(logits_scr[:, pl.ds(start, block_slots)] - m_final) * inv_l
+            probs = jnp.exp(logits_scr[i] - m_final) * inv_l
             group_prob = jnp.sum(probs, axis=0, keepdims=True)
-            imp_ref[:, pl.ds(start, block_slots)] = group_prob * v_l1_scr[:, pl.ds(start, block_slots)]
+            imp_ref[i] = group_prob * v_l1_scr[i]
             return carry
 
         lax.fori_loop(0, num_blocks, importance_of_block, 0)
@@ -271,14 +271,15 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         ],
         out_specs=[
             pl.BlockSpec((None, None, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
-            pl.BlockSpec((None, None, 1, slots_pad), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
+            pl.BlockSpec((None, None, num_blocks, 1, block_slots),
+                         lambda bi, hi, ji, s: (bi, hi, 0, 0, 0)),
         ],
         scratch_shapes=[
             pltpu.VMEM((group_pad, 1), jnp.float32),
             pltpu.VMEM((group_pad, 1), jnp.float32),
             pltpu.VMEM((group_pad, d), jnp.float32),
-            pltpu.VMEM((group_pad, slots_pad), jnp.float32),
-            pltpu.VMEM((1, slots_pad), jnp.float32),
+            pltpu.VMEM((num_blocks, group_pad, block_slots), jnp.float32),
+            pltpu.VMEM((num_blocks, 1, block_slots), jnp.float32),
         ],
     )
     out_grouped, group_importance = pl.pallas_call(
@@ -286,7 +287,7 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         grid_spec=grid_spec,
         out_shape=[
             jax.ShapeDtypeStruct((b, hkv, group_pad, d), q.dtype),
-            jax.ShapeDtypeStruct((b, hkv, 1, slots_pad), jnp.float32),
+            jax.ShapeDtypeStruct((b, hkv, num_blocks, 1, block_slots), jnp.float32),
         ],
         compiler_params=_CompilerParams(
             dimension_semantics=("parallel", "parallel", "arbitrary"),
@@ -295,7 +296,8 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
     )(src_block, q_grouped, k, v, valid_i32)
 
     out = out_grouped[:, :, :group, :].reshape(b, hq, d)
-    group_importance = group_importance[:, :, 0, :slots]  # [b, hkv, slots], sum over group
+    # [b, hkv, slots]: importance summed over each KV head's query group.
+    group_importance = group_importance.reshape(b, hkv, slots_pad)[:, :, :slots]
     if per_kv_head:
         importance = group_importance / (group * d)
         slot = select_eviction_slot(importance, valid[:, None, :])
