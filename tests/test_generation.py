@@ -1,0 +1,137 @@
+"""Decode loop: fixed memory, no recompilation, teacher forcing, HF sampling semantics, bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from longflow_jax import generate as G
+from longflow_jax.sampling import SamplingParams, apply_repetition_penalty, warp_logits
+
+
+def test_buffer_shape_does_not_depend_on_max_new_tokens(tiny_models):
+    _, m = tiny_models["llama"]
+    tokens = jnp.asarray(np.arange(3, 19, dtype=np.int32)[None])
+    valid = jnp.ones((1, 16), bool)
+    shapes = [jax.tree.map(jnp.shape, G.start(m.params, tokens, valid, n, 0, cfg=m.cfg, budget=32).buffer)
+              for n in (100, 10_000)]
+    assert shapes[0] == shapes[1]
+    assert shapes[0].k == (m.cfg.num_layers, 1, m.cfg.num_kv_heads, 32, m.cfg.head_dim)
+
+
+def test_generating_more_tokens_compiles_nothing_new(tiny_models, rng):
+    _, m = tiny_models["qwen2"]
+    prompt = [rng.integers(3, m.cfg.vocab_size, 10).tolist()]
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, _secs, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
+    G.generate(m.params, m.cfg, prompt, max_new_tokens=50, budget=12, attn_impl="xla")
+    sizes = (G.start._cache_size(), G.decode_chunk._cache_size())
+    before = len(compiles)
+    res = G.generate(m.params, m.cfg, prompt, max_new_tokens=500, budget=12, attn_impl="xla")
+    assert len(res.tokens[0]) == 500
+    assert (G.start._cache_size(), G.decode_chunk._cache_size()) == sizes
+    assert len(compiles) == before, compiles[before:]
+
+
+def test_forced_decoding_logprobs_equal_generation_logprobs(tiny_models, rng):
+    """Teacher forcing a sampled continuation reproduces its log-probabilities through the same evictions."""
+    _, m = tiny_models["llama"]
+    prompts = [rng.integers(3, m.cfg.vocab_size, n).tolist() for n in (12, 5)]
+    sp = SamplingParams.create(temperature=1.0, top_k=20)
+    gen = G.generate(m.params, m.cfg, prompts, max_new_tokens=40, budget=10, sampling=sp, seed=3, attn_impl="xla")
+    scored = G.score_continuation(m.params, m.cfg, prompts, gen.tokens, budget=10, attn_impl="xla")
+    for a, b in zip(scored, gen.logprobs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert all(np.all(lp < 0) for lp in scored)
+
+
+def test_forced_decoding_matches_transformers_with_full_cache(tiny_models, rng):
+    torch_model, m = tiny_models["qwen2"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 8).tolist()
+    cont = rng.integers(3, m.cfg.vocab_size, 15).tolist()
+    (ours,) = G.score_continuation(m.params, m.cfg, [prompt], [cont], policy="full", attn_impl="xla")
+    with torch.no_grad():
+        logits = torch_model(torch.tensor([prompt + cont])).logits[0, len(prompt) - 1: -1]
+    ref = torch.log_softmax(logits.double(), -1).numpy()[np.arange(15), cont]
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
+
+
+def test_sampling_is_seeded_and_stops_on_stop_tokens(tiny_models, rng):
+    _, m = tiny_models["qwen3"]
+    prompt = [rng.integers(3, m.cfg.vocab_size, 6).tolist()] * 2
+    sp = SamplingParams.create(temperature=1.5)
+    a = G.generate(m.params, m.cfg, prompt, max_new_tokens=30, budget=8, sampling=sp, seed=7, attn_impl="xla")
+    b = G.generate(m.params, m.cfg, prompt, max_new_tokens=30, budget=8, sampling=sp, seed=7, attn_impl="xla")
+    c = G.generate(m.params, m.cfg, prompt, max_new_tokens=30, budget=8, sampling=sp, seed=8, attn_impl="xla")
+    assert a.tokens == b.tokens and a.tokens != c.tokens
+    assert a.tokens[0] != a.tokens[1]  # rows draw independent samples
+    stop = a.tokens[0][4]
+    s = G.generate(m.params, m.cfg, prompt, max_new_tokens=30, budget=8, sampling=sp, seed=7,
+                   stop_ids=(stop,), attn_impl="xla")
+    first = a.tokens[0].index(stop)
+    assert s.tokens[0] == a.tokens[0][: first + 1]  # stops right after the stop token, row 0
+    m2 = G.generate(m.params, m.cfg, prompt, max_new_tokens=30, budget=8, sampling=sp, seed=7,
+                    stop_ids=(stop,), min_new_tokens=30, attn_impl="xla")
+    assert all(len(t) == 30 and stop not in t for t in m2.tokens)
+
+
+def test_warpers_match_transformers_logits_processors(rng):
+    from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+
+    logits = rng.normal(size=(4, 300)).astype(np.float32) * 3
+    ids = rng.integers(0, 300, (4, 25))
+    seen = np.zeros((4, 300), bool)
+    np.put_along_axis(seen, ids, True, axis=1)
+    for temperature, top_k, top_p, penalty in [(0.7, 0, 0.9, 1.3), (1.3, 17, 1.0, 0.8), (1.0, 50, 0.5, 1.0)]:
+        sp = SamplingParams.create(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=penalty)
+        ours = np.asarray(warp_logits(apply_repetition_penalty(jnp.asarray(logits), jnp.asarray(seen),
+                                                               sp.repetition_penalty), sp))
+        t = torch.tensor(logits)
+        inp = torch.tensor(ids)
+        t = RepetitionPenaltyLogitsProcessor(penalty)(inp, t)
+        t = TemperatureLogitsWarper(temperature)(inp, t)
+        if top_k:
+            t = TopKLogitsWarper(top_k)(inp, t)
+        if top_p < 1:
+            t = TopPLogitsWarper(top_p)(inp, t)
+        ref = t.numpy()
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref))
+        np.testing.assert_allclose(ours[~np.isinf(ours)], ref[~np.isinf(ref)], rtol=1e-6)
+        assert (~np.isinf(ours)).sum() > 4
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(budget=1), "budget must be an integer in \\[2, 512\\]"),
+    (dict(budget=513), "budget must be an integer in \\[2, 512\\]"),
+    (dict(budget=None, compression=1.0), "compression must be in \\(0, 1\\)"),
+    (dict(budget=None, compression=0.0), "compression must be in \\(0, 1\\)"),
+    (dict(policy="h2o"), "policy must be one of"),
+    (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+    (dict(prompts=[]), "empty batch"),
+    (dict(prompts=[[5, 6], []]), "prompt 1 is empty"),
+    (dict(prompts=[list(range(3, 100)) * 6]), "longer than the model's context \\(512\\)"),
+    (dict(prompts=[[5, 100000]]), "token ids outside"),
+])
+def test_bad_generate_arguments_fail_early(tiny_models, kwargs, match):
+    _, m = tiny_models["llama"]
+    args = dict(prompts=[[5, 6, 7]], max_new_tokens=4, budget=8)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        G.generate(m.params, m.cfg, args.pop("prompts"), attn_impl="xla", **args)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(temperature=-0.1), "temperature must be >= 0"),
+    (dict(top_p=0.0), "top_p must be in \\(0, 1\\]"),
+    (dict(top_p=1.5), "top_p must be in \\(0, 1\\]"),
+    (dict(top_k=-1), "top_k must be an integer >= 0"),
+    (dict(repetition_penalty=0.0), "repetition_penalty must be > 0"),
+])
+def test_bad_sampling_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SamplingParams.create(**kwargs)
