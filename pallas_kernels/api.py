@@ -115,7 +115,17 @@ def longflow_decode_attention(q, k, v, valid, *, scale, impl="auto", per_kv_head
             if jax.default_backend() == "gpu":
                 _warn_once("triton:" + reason,
                            f"longflow_decode_attention: {reason}; falling back to XLA on GPU")
-        tpu_branch = run_mosaic if mosaic is not None else run_xla
+        tpu_branch = run_xla
+        if mosaic is not None:
+            # platform_dependent traces every branch, so a Mosaic rejection
+            # (e.g. an unsupported head_dim) must not break CPU/GPU tracing.
+            try:
+                jax.eval_shape(run_mosaic, q, k, v, valid)
+                tpu_branch = run_mosaic
+            except ValueError as err:
+                if jax.default_backend() == "tpu":
+                    _warn_once("mosaic:" + str(err),
+                               f"longflow_decode_attention: {err}; falling back to XLA on TPU")
         result = jax.lax.platform_dependent(
             q, k, v, valid, cuda=cuda_branch, tpu=tpu_branch, default=run_xla)
 

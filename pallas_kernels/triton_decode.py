@@ -13,6 +13,10 @@ design goal is to read every K and V byte exactly once:
 * each program loads a K/V tile once for the whole GQA query group: the
   group's query heads are packed into the M dimension of the dots (padded to
   16 rows, Triton's minimum for ``tt.dot``);
+* P @ V is computed transposed (``o^T += V^T P^T``) so the V tile is the
+  dot's register operand and ``||v_s||_1`` is summed from those same
+  registers; with V as the shared-memory operand the extra use of the tile
+  cost ~25% bandwidth on the H200 (benchmarks/NOTES.md, runs 2-3);
 * online softmax inside a split; the split writes its unnormalised partial
   output, its running max ``m`` and sum ``l`` per query head;
 * importance needs ``exp(logit[h, s] - M[h]) / L[h]`` with the *global*
@@ -71,11 +75,13 @@ class KernelConfig:
     num_splits: int  # programs per (batch, kv head)
     num_warps: int
     num_stages: int
-    # Benchmark-only ablations (partials are wrong unless "full"):
-    # "attn_only" (no importance), "no_vl1" (|v|_1 := 1), "vl1_reload" (|v|_1
-    # from a second, masked load of V), "no_store" (importance kept in registers),
-    # "pvt" / "pvt_reload" (P@V computed transposed, V as the A operand).
-    variant: str = "full"
+    # Kernel body.  Exact: "pvt" (default: P@V computed transposed, o^T += V^T P^T,
+    # so the V tile is the dot's A operand and |v|_1 comes from the same
+    # registers; fastest on the H200, benchmarks/NOTES.md run 3), "full" (plain
+    # P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
+    # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
+    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
+    variant: str = "pvt"
 
     @property
     def split_len(self) -> int:
@@ -85,7 +91,7 @@ class KernelConfig:
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
-                variant: str = "full") -> KernelConfig:
+                variant: str = "pvt") -> KernelConfig:
     """Chooses tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -93,8 +99,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if block_k is None:
-        # ~16 KiB per K tile: 64 slots x 128 dims x bf16; fewer for fp32 or
-        # wide heads so 3 pipeline stages of K+V still leave room for 2 CTAs/SM.
+        # ~16 KiB per K tile: 64 slots x 128 dims x bf16 (measured best against
+        # 32 and 128); fewer slots for fp32 or wide heads.
         block_k = max(16, min(128, 16384 // (head_dim_p * itemsize)))
     block_k = max(16, min(block_k, _next_pow2(slots)))
     num_blocks = -(-slots // block_k)
@@ -108,7 +114,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         blocks_per_split=blocks_per_split,
         num_splits=num_splits,
         num_warps=num_warps if num_warps is not None else 4,
-        num_stages=num_stages if num_stages is not None else 3,
+        # 2 stages measured best for every variant at 128 x 8192 (NOTES.md).
+        num_stages=num_stages if num_stages is not None else 2,
         variant=variant,
     )
 

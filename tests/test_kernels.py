@@ -1,0 +1,249 @@
+"""LongFlow decode kernels (Pallas interpret mode on CPU) vs the float64 reference.
+
+The acceptance grid (batch x heads x head_dim x slots x mask x dtype) is
+covered pairwise, not as a full cross-product, to keep interpret mode within
+the CI budget: every pair of values of any two parameters appears in some case.
+Inputs are fresh random normals (never zeros).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pallas_kernels import api, triton_decode
+from pallas_kernels.api import longflow_decode_attention
+from pallas_kernels.reference import longflow_attention_reference
+
+HAVE_MOSAIC = importlib.util.find_spec("pallas_kernels.mosaic_decode") is not None
+
+GRID = {
+    "batch": (1, 3, 8),
+    "heads": ((1, 1), (4, 1), (8, 2), (32, 8), (9, 3)),
+    "head_dim": (64, 128),
+    "slots": (16, 100, 1024, 4096),
+    "mask": ("all", "random", "single", "left_pad"),
+    "dtype": ("float32", "bfloat16"),
+    "per_kv_head": (False, True),
+}
+OUT_TOL = {"float32": 1e-5, "bfloat16": 2e-2}
+IMP_TOL = {"float32": 1e-5, "bfloat16": 1e-4}  # importance is fp32 math in both
+
+
+def _cost(case):
+    heads, _ = case["heads"]
+    return case["batch"] * heads * case["slots"]
+
+
+def pairwise_cases(grid, seed=0):
+    """Greedy all-pairs covering of ``grid``; prefers cheap cases on ties."""
+    names = list(grid)
+    uncovered = {((a, va), (b, vb)) for a, b in itertools.combinations(names, 2)
+                 for va in grid[a] for vb in grid[b]}
+    rng = np.random.default_rng(seed)
+    cases = []
+    while uncovered:
+        best, best_score = None, None
+        for _ in range(60):
+            cand = {n: grid[n][rng.integers(len(grid[n]))] for n in names}
+            # Seed the candidate with one uncovered pair so progress is guaranteed.
+            (a, va), (b, vb) = sorted(uncovered, key=repr)[rng.integers(len(uncovered))]
+            cand[a], cand[b] = va, vb
+            covered = sum(((x, cand[x]), (y, cand[y])) in uncovered
+                          for x, y in itertools.combinations(names, 2))
+            score = (covered, -_cost(cand))
+            if best_score is None or score > best_score:
+                best, best_score = cand, score
+        cases.append(best)
+        uncovered -= {((x, best[x]), (y, best[y])) for x, y in itertools.combinations(names, 2)}
+    return cases
+
+
+CASES = pairwise_cases(GRID)
+
+
+def _case_id(c):
+    hq, hkv = c["heads"]
+    return (f"b{c['batch']}-h{hq}x{hkv}-d{c['head_dim']}-s{c['slots']}-{c['mask']}-"
+            f"{c['dtype']}-{'pkv' if c['per_kv_head'] else 'seq'}")
+
+
+def make_inputs(rng, batch, q_heads, kv_heads, head_dim, slots, mask, dtype):
+    q = rng.standard_normal((batch, q_heads, head_dim)).astype(np.float32)
+    k = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
+    v = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
+    if mask == "all":
+        valid = np.ones((batch, slots), bool)
+    elif mask == "random":
+        valid = rng.random((batch, slots)) < 0.6
+        valid[:, rng.integers(slots)] = True
+    elif mask == "single":  # all but one slot invalid
+        valid = np.zeros((batch, slots), bool)
+        valid[np.arange(batch), rng.integers(0, slots, batch)] = True
+    elif mask == "left_pad":
+        valid = np.arange(slots)[None, :] >= rng.integers(0, slots, (batch, 1))
+    else:
+        raise ValueError(mask)
+    qj, kj, vj = (jnp.asarray(x, dtype) for x in (q, k, v))
+    return qj, kj, vj, jnp.asarray(valid)
+
+
+def _f32(x):
+    return np.asarray(jnp.asarray(x, jnp.float32))
+
+
+def check_against_reference(result, q, k, v, valid, scale, per_kv_head, dtype):
+    out, slot, imp = result
+    assert out.dtype == q.dtype and out.shape == q.shape
+    assert slot.dtype == jnp.int32 and imp.dtype == jnp.float32
+    valid_np = np.asarray(valid)
+    r_out, r_slot, r_imp = longflow_attention_reference(
+        _f32(q), _f32(k), _f32(v), valid_np, scale, per_kv_head)
+    out, imp, slot = _f32(out), np.asarray(imp), np.asarray(slot)
+    assert np.isfinite(out).all() and np.isfinite(imp).all()
+    assert slot.shape == r_slot.shape and imp.shape == r_imp.shape
+
+    rel = np.linalg.norm(out - r_out) / np.linalg.norm(r_out)
+    assert rel <= OUT_TOL[dtype], f"output rel err {rel:.3e}"
+    imp_tol = IMP_TOL[dtype] * np.abs(r_imp).max()
+    imp_err = np.abs(imp - r_imp).max()
+    assert imp_err <= imp_tol, f"importance err {imp_err:.3e} > {imp_tol:.3e}"
+    mask = valid_np[:, None, :] if per_kv_head else valid_np
+    assert (imp[np.broadcast_to(~mask, imp.shape)] == 0).all(), "invalid slots must score 0"
+
+    # The eviction slot must match wherever the reference's choice is not a near tie.
+    keys = np.sort(np.where(mask, r_imp, -1.0), axis=-1)
+    decisive = (keys[..., 1] - keys[..., 0] > imp_tol) if keys.shape[-1] > 1 else np.ones(
+        keys.shape[:-1], bool)
+    assert (slot[decisive] == r_slot[decisive]).all(), "eviction slot differs from reference"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_triton_kernel_matches_reference(case):
+    rng = np.random.default_rng(abs(hash(_case_id(case))) % 2**32)
+    hq, hkv = case["heads"]
+    dtype = case["dtype"]
+    q, k, v, valid = make_inputs(rng, case["batch"], hq, hkv, case["head_dim"], case["slots"],
+                                 case["mask"], dtype)
+    scale = case["head_dim"] ** -0.5
+    result = triton_decode.longflow_attention_triton(
+        q, k, v, valid, scale=scale, per_kv_head=case["per_kv_head"], interpret=True)
+    check_against_reference(result, q, k, v, valid, scale, case["per_kv_head"], dtype)
+
+
+@pytest.mark.parametrize("variant", ["full", "vl1_reload", "pvt_reload"])
+def test_exact_kernel_variants(variant):
+    """The non-default exact kernel bodies (benchmark alternatives) stay correct."""
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "float32")
+    cfg = triton_decode.plan_config(2, 2, 100, 64, jnp.float32, variant=variant, num_splits=2)
+    result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125, interpret=True,
+                                                     config=cfg)
+    check_against_reference(result, q, k, v, valid, 0.125, False, "float32")
+
+
+def test_row_without_valid_slot_gives_zeros_not_nan():
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "bfloat16")
+    valid = valid.at[1].set(False)
+    out, slot, imp = longflow_decode_attention(q, k, v, valid, scale=0.125, impl="triton",
+                                               return_importance=True, interpret=True)
+    assert np.isfinite(_f32(out)).all()
+    assert (_f32(out[1]) == 0).all() and (np.asarray(imp[1]) == 0).all() and int(slot[1]) == 0
+    check_against_reference((out, slot, imp), q, k, v, valid, 0.125, False, "bfloat16")
+
+
+def test_invalid_slots_are_evicted_before_valid_ones():
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 3, 4, 1, 64, 100, "left_pad", "float32")
+    valid = valid.at[:, 37].set(False)
+    _, slot = longflow_decode_attention(q, k, v, valid, scale=0.125, impl="triton", interpret=True)
+    assert not np.asarray(valid)[np.arange(3), np.asarray(slot)].any()
+
+
+def test_api_impls_agree_and_jit():
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 100, "random", "float32")
+    fn = jax.jit(lambda *a, impl: longflow_decode_attention(
+        *a, scale=0.125, impl=impl, per_kv_head=True, return_importance=True, interpret=True),
+        static_argnames="impl")
+    ref = fn(q, k, v, valid, impl="xla")
+    for impl in ("auto", "triton"):
+        out, slot, imp = fn(q, k, v, valid, impl=impl)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(ref[0]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(imp), np.asarray(ref[2]), rtol=1e-5, atol=1e-9)
+        assert slot.shape == (3, 2)
+    two = longflow_decode_attention(q, k, v, valid, scale=0.125)
+    assert len(two) == 2 and two[1].shape == (3,)
+
+
+@pytest.mark.skipif(not HAVE_MOSAIC, reason="pallas_kernels.mosaic_decode not present")
+@pytest.mark.parametrize("dtype,mask", [("float32", "random"), ("bfloat16", "left_pad")])
+def test_mosaic_kernel_through_api(dtype, mask):
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 128, 300, mask, dtype)
+    result = longflow_decode_attention(q, k, v, valid, scale=128 ** -0.5, impl="mosaic",
+                                       return_importance=True, interpret=True)
+    check_against_reference(result, q, k, v, valid, 128 ** -0.5, False, dtype)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def _good():
+    q = jnp.ones((2, 8, 64), jnp.float32)
+    kv = jnp.ones((2, 2, 16, 64), jnp.float32)
+    return q, kv, kv, jnp.ones((2, 16), bool)
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda q, k, v, m: (q, k, v[:, :, :8], m), "same shape"),
+    (lambda q, k, v, m: (q[:, :7], k, v, m), "multiple of kv_heads"),
+    (lambda q, k, v, m: (q, k[:, :, :0], v[:, :, :0], m[:, :0]), "at least one slot"),
+    (lambda q, k, v, m: (q, k.astype(jnp.bfloat16), v.astype(jnp.bfloat16), m), "dtype"),
+    (lambda q, k, v, m: (q, k, v, m.astype(jnp.int32)), "valid must be bool"),
+    (lambda q, k, v, m: (q, k, v, m[:, :8]), "valid must have shape"),
+    (lambda q, k, v, m: (q[:1], k, v, m), "batch"),
+    (lambda q, k, v, m: (q[..., :32], k, v, m), "head_dim"),
+    (lambda q, k, v, m: (q[0], k, v, m), "dimensions"),
+    (lambda q, k, v, m: (q.astype(jnp.int32), k.astype(jnp.int32), v.astype(jnp.int32), m),
+     "q.dtype must be one of"),
+])
+def test_bad_inputs_raise_value_error(mutate, match):
+    args = mutate(*_good())
+    for impl in ("xla", "triton", "auto"):
+        with pytest.raises(ValueError, match=match):
+            longflow_decode_attention(*args, scale=0.125, impl=impl)
+
+
+def test_bad_options_raise_value_error():
+    q, k, v, m = _good()
+    with pytest.raises(ValueError, match="impl must be one of"):
+        longflow_decode_attention(q, k, v, m, scale=0.125, impl="cuda")
+    with pytest.raises(ValueError, match="scale"):
+        longflow_decode_attention(q, k, v, m, scale=-1.0)
+
+
+def test_unsupported_for_triton_raises_or_falls_back(monkeypatch):
+    q = jnp.ones((1, 4, 300), jnp.float16)
+    kv = jnp.asarray(np.random.default_rng().standard_normal((1, 2, 16, 300)), jnp.float16)
+    m = jnp.ones((1, 16), bool)
+    with pytest.raises(ValueError, match="q.dtype must be one of"):
+        longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="triton")
+    q32, kv32 = q.astype(jnp.float32), kv.astype(jnp.float32)
+    with pytest.raises(ValueError, match="head_dim must be in"):
+        longflow_decode_attention(q32, kv32, kv32, m, scale=0.1, impl="triton")
+    # auto: documented fallback to XLA, warned once when on a GPU.
+    monkeypatch.setattr(api.jax, "default_backend", lambda: "gpu")
+    api._warned.clear()
+    with pytest.warns(RuntimeWarning, match="falling back to XLA"):
+        out, _ = longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="auto")  # no second warning
+    ref = longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="xla")[0]
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
