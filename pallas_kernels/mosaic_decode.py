@@ -17,8 +17,9 @@ Kernel layout (grid ``(batch, kv_heads, slot_blocks)``, last axis "arbitrary"):
   known after the last block.  The masked fp32 logits of every block (and each
   slot's ``||v||_1``) are therefore kept in VMEM scratch; at the last block the
   kernel turns them into exact probabilities and writes the group-summed
-  importance.  Nothing extra goes to HBM except that ``[slots]`` fp32 row per
-  KV head (4 bytes per slot vs ``2 * head_dim * itemsize`` for K+V, i.e. <= 1.6%).
+  importance.  Beyond K and V, HBM traffic is that ``[slots]`` fp32 row per KV
+  head plus the int32 validity row read per KV head: 8 bytes per slot vs
+  ``2 * head_dim * itemsize`` for K+V, i.e. <= 3.2% (bf16, head_dim 64).
 * Blocks whose slots are all invalid (e.g. left padding) skip compute, and
   their K/V DMA is redirected to an already-fetched block (scalar prefetch),
   so padding costs neither bandwidth nor FLOPs.
@@ -50,6 +51,8 @@ _DEFAULT_SCOPED_VMEM_BYTES = 16 * 1024 * 1024
 
 # Renamed across jax versions (TPUCompilerParams -> CompilerParams).
 _CompilerParams = getattr(pltpu, "CompilerParams", None) or getattr(pltpu, "TPUCompilerParams")
+# Block dim squeezed out of the kernel's view (``None`` in older jax).
+_SQ = getattr(pl, "squeezed", None)
 
 
 def _round_up(x: int, multiple: int) -> int:
@@ -264,14 +267,14 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         num_scalar_prefetch=1,
         grid=(b, hkv, num_blocks),
         in_specs=[
-            pl.BlockSpec((None, None, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
-            pl.BlockSpec((None, None, block_slots, d), kv_index),
-            pl.BlockSpec((None, None, block_slots, d), kv_index),
-            pl.BlockSpec((None, 1, block_slots), lambda bi, hi, ji, s: (bi, 0, ji)),
+            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
+            pl.BlockSpec((_SQ, _SQ, block_slots, d), kv_index),
+            pl.BlockSpec((_SQ, _SQ, block_slots, d), kv_index),
+            pl.BlockSpec((_SQ, 1, block_slots), lambda bi, hi, ji, s: (bi, 0, ji)),
         ],
         out_specs=[
-            pl.BlockSpec((None, None, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
-            pl.BlockSpec((None, None, num_blocks, 1, block_slots),
+            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
+            pl.BlockSpec((_SQ, _SQ, num_blocks, 1, block_slots),
                          lambda bi, hi, ji, s: (bi, hi, 0, 0, 0)),
         ],
         scratch_shapes=[
