@@ -1,0 +1,73 @@
+"""The embedded SmolLM2-135M-Instruct (GGUF) against transformers' PyTorch model on the same file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from longflow_jax.generate import generate
+
+pytestmark = pytest.mark.slow
+
+QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+            "How many clips did Natalia sell altogether in April and May?")
+
+
+@pytest.fixture(scope="module")
+def hf_gguf():
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from longflow_jax.loading import default_model_path
+
+    path = default_model_path()
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    return tok, model
+
+
+def _chat_ids(tok, text):
+    rendered = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
+    return tok(rendered, add_special_tokens=False)["input_ids"]
+
+
+def test_torch_free_tokenizer_matches_transformers(smollm2, hf_gguf):
+    ref_tok, _ = hf_gguf
+    for text in (QUESTION, "Ünïcödé ∑ x² — 12,345.67 tokens\n\ttabs", "def f(x):\n    return x**2  # ok"):
+        assert _chat_ids(smollm2.tokenizer, text) == _chat_ids(ref_tok, text)
+        assert smollm2.tokenizer(text)["input_ids"] == ref_tok(text)["input_ids"]
+    assert smollm2.tokenizer.eos_token_id in smollm2.stop_ids
+
+
+@pytest.fixture(scope="module")
+def full_cache_run(smollm2):
+    ids = _chat_ids(smollm2.tokenizer, QUESTION)
+    return ids, generate(smollm2.params, smollm2.cfg, [ids], max_new_tokens=64, policy="full", attn_impl="xla")
+
+
+def test_greedy_full_cache_matches_transformers_for_64_tokens(full_cache_run, hf_gguf):
+    """Our fp32 greedy tokens are transformers' greedy tokens: at every step HF's argmax given our prefix is our token."""
+    import torch
+
+    _, ref_model = hf_gguf
+    ids, res = full_cache_run
+    ours = res.tokens[0]
+    assert len(ours) == 64  # no early stop: the answer takes longer than 64 tokens
+    with torch.no_grad():
+        logits = ref_model(torch.tensor([ids + ours[:-1]])).logits[0, len(ids) - 1:].double()
+    assert logits.argmax(-1).tolist() == ours
+    ref_lp = torch.log_softmax(logits, -1).numpy()[np.arange(64), ours]
+    np.testing.assert_allclose(res.logprobs[0], ref_lp, atol=2e-3)
+
+
+def test_longflow_budget_128_generates_512_tokens(smollm2, full_cache_run):
+    """The main job: 512 tokens through a 128-slot buffer; identical to the full cache until the buffer fills."""
+    ids, full = full_cache_run
+    exact = 128 - len(ids)  # tokens emitted before the buffer is full and the first eviction happens
+    assert exact > 32
+    res = generate(smollm2.params, smollm2.cfg, [ids], max_new_tokens=512, min_new_tokens=512, budget=128,
+                   stop_ids=smollm2.stop_ids, attn_impl="xla")
+    assert len(res.tokens[0]) == 512
+    full_bytes_per_token = smollm2.cfg.kv_bytes_per_token(4)
+    assert res.buffer_bytes < 1.1 * 128 * full_bytes_per_token
+    assert res.tokens[0][:exact] == full.tokens[0][:exact]
