@@ -1,0 +1,99 @@
+"""``longflow-sample`` on a tiny checkpoint: batches, output file, summary, and early errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_tiny_checkpoint
+from longflow_jax.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli_llama")
+    make_tiny_checkpoint("llama", str(path), seed=2)
+    return path
+
+
+def _run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_jsonl_batch_writes_one_record_per_prompt(model_dir, tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"w5 w{i} w9 w12", "true_answer": "1"}) for i in range(3, 8)))
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = _run(capsys, "--model", str(model_dir), "--jsonl", str(data), "--limit", "3",
+                                "--batch-size", "2", "--budget", "8", "--max-new-tokens", "12", "--min-new-tokens", "12",
+                                "--temperature", "0.8", "--top-p", "0.9", "--output", str(out), "--attn-impl", "xla")
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert all(r["generated_tokens"] == 12 for r in records)
+    assert "generated tokens 36" in stderr and "budget 8 slots/layer" in stderr
+    assert "tokens/s" in stderr and "KV buffer" in stderr
+
+
+def test_single_prompt_streams_text(model_dir, capsys):
+    code, stdout, stderr = _run(capsys, "--model", str(model_dir), "--prompt", "w7 w8 w9", "--compression", "0.5",
+                                "--max-new-tokens", "10", "--attn-impl", "xla")
+    assert code == 0
+    assert len(stdout.split()) >= 5  # generated words were printed as they came
+    assert "generated tokens" in stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "1"], "--budget must be >= 2"),
+    (["--compression", "1.5"], "--compression must be in (0, 1)"),
+    (["--compression", "0"], "--compression must be in (0, 1)"),
+    (["--policy", "h2o"], "invalid choice: 'h2o'"),
+    (["--temperature", "-1"], "--temperature must be >= 0"),
+    (["--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--top-k", "-3"], "--top-k must be >= 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--model", "/nonexistent/model"], "no such file or folder"),
+    (["--prompt", "   "], "prompt 0 is empty"),
+])
+def test_bad_arguments_exit_before_loading(args, message, capsys):
+    argv = ["--prompt", "w5 w6"] + args if "--prompt" not in args else args
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys):
+    out = tmp_path / "never.jsonl"
+    with pytest.raises(SystemExit):
+        main(["--model", str(model_dir), "--prompt", "w5", "--budget", "4096", "--output", str(out)])
+    assert "budget must be an integer in [2, 512]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--model", str(model_dir), "--prompt", " ".join(["w5"] * 600), "--no-chat-template", "--output", str(out)])
+    assert "longer than the model's context (512)" in capsys.readouterr().err
+    assert not out.exists()  # nothing half-written
+
+
+def test_jsonl_without_field(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"problem": "x"}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["--jsonl", str(data)])
+    assert "has no field 'question'" in capsys.readouterr().err
+
+
+def test_unsupported_architecture(model_dir, tmp_path, capsys):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["architectures"] = ["GPT2LMHeadModel"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SystemExit):
+        main(["--model", str(d), "--prompt", "w5"])
+    assert "'GPT2LMHeadModel' is not supported" in capsys.readouterr().err
