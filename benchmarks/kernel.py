@@ -185,41 +185,45 @@ def sweep(key):
 
 
 # ----------------------------------------------------------------------------- ablation
-ABLATION = [  # variant, num_stages, block_k, num_warps, num_splits (None: heuristic)
-    ("full", 2, 64, 4, None),
-    ("attn_only", 2, 64, 4, None), ("attn_only", 2, 128, 8, None), ("attn_only", 3, 128, 8, None),
-    ("vl1_reload", 2, 64, 4, None), ("vl1_reload", 2, 64, 8, None),
-    ("vl1_reload", 2, 128, 8, None), ("vl1_reload", 3, 64, 8, None),
-    ("pvt", 2, 64, 4, None), ("pvt", 3, 64, 4, None), ("pvt", 2, 64, 8, None), ("pvt", 2, 128, 8, None),
-    ("pvt_reload", 2, 64, 4, None), ("pvt_reload", 3, 64, 4, None),
+ABLATION = [  # variant, num_stages, block_k, num_warps, num_splits (None: heuristic), kv_eviction
+    ("pvt", 2, 64, 4, None, None), ("pvt", 3, 64, 4, None, None), ("pvt", 4, 64, 4, None, None),
+    ("pvt", 2, 32, 4, None, None), ("pvt", 3, 32, 4, None, None), ("pvt", 2, 64, 8, None, None),
+    ("pvt", 2, 128, 8, None, None), ("pvt", 3, 128, 8, None, None),
+    ("pvt", 2, 64, 4, None, "evict_first"), ("pvt", 3, 64, 4, None, "evict_first"),
+    ("pvt_reload", 2, 64, 4, None, None),
+    ("attn_only", 2, 64, 4, None, None), ("attn_only", 3, 64, 4, None, None),
+    ("attn_only", 2, 64, 4, None, "evict_first"),
 ]
-SPLIT_TRIES = [(2, 64, 4, 2), (2, 64, 4, 4), (2, 64, 4, 16), (2, 32, 4, 8), (2, 32, 4, 16)]
+SPLIT_TRIES = [("pvt", 2, 64, 4, 2, None)]  # batch 128: 2 splits -> 2048 programs
+SMALL_TRIES = [  # batch 8 x 2048
+    ("pvt", 2, 64, 4, None, None), ("pvt", 3, 64, 4, None, None), ("pvt", 2, 64, 4, 2, None),
+    ("pvt", 2, 64, 4, 4, None), ("pvt", 2, 32, 4, 16, None), ("pvt", 2, 64, 4, None, "evict_first"),
+    ("attn_only", 2, 64, 4, None, None),
+]
 OVERRIDES: dict = {}  # launch overrides chosen by the ablation, used by checks and table
 
 
 def ablation(key):
-    """Kernel alone (and with combine for exact variants) over launch variants.
+    """Kernel alone, and with the combine for exact variants, over launch variants.
 
-    Picks the fastest exact variant at batch 128 x 8192 (with combine) into
-    OVERRIDES so the same run's checks and table use it."""
+    Picks the fastest exact variant at batch 128 x 8192 (with combine, heuristic
+    split count) into OVERRIDES so the same run's checks and table use it."""
     scale = HEAD_DIM ** -0.5
     best = {}
     for batch, slots in ((128, 8192), (8, 2048)):
         kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
         n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
         sets = make_sets(batch, slots, n_sets, key)
-        tries = list(ABLATION)
-        if batch == 8:
-            tries += [("vl1_reload",) + t[:3] + (t[3],) for t in SPLIT_TRIES]
-            tries += [("pvt",) + t[:3] + (t[3],) for t in SPLIT_TRIES]
-        for variant, stages, block_k, warps, splits in tries:
-            tag = f"{variant} st={stages} bk={block_k} w={warps} sp={splits}"
+        tries = ABLATION + SPLIT_TRIES if batch == 128 else SMALL_TRIES
+        for variant, stages, block_k, warps, splits, evict in tries:
+            tag = f"{variant} st={stages} bk={block_k} w={warps} sp={splits} ev={evict}"
             try:
                 cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
                                                 num_stages=stages, block_k=block_k, num_warps=warps,
-                                                num_splits=splits, variant=variant)
+                                                num_splits=splits, variant=variant,
+                                                kv_eviction=evict)
                 kern = lambda q, k, v, m, cfg=cfg: triton_decode._split_partials(  # noqa: E731
-                    q, k, v, m, scale=scale, cfg=cfg, interpret=False)
+                    q, k, v, m.astype(jnp.int8), scale=scale, cfg=cfg, interpret=False)
                 t_k = time_jax(kern, sets, min_reps=5, budget_s=0.2)
                 msg = f"kernel {t_k * 1e6:.1f} us {kv_bytes / t_k / 1e12:.2f} TB/s"
                 if variant in ("full", "vl1_reload", "pvt", "pvt_reload"):
@@ -229,7 +233,7 @@ def ablation(key):
                     msg += f" | with combine {t * 1e6:.1f} us {kv_bytes / t / 1e12:.2f} TB/s"
                     if batch == 128 and splits is None and t < best.get("t", 1e9):
                         best = {"t": t, "variant": variant, "num_stages": stages,
-                                "block_k": block_k, "num_warps": warps}
+                                "block_k": block_k, "num_warps": warps, "kv_eviction": evict}
                 log(f"ablate b={batch} s={slots} {tag}: {msg}")
             except Exception as err:
                 log(f"ablate b={batch} s={slots} {tag}: FAILED {type(err).__name__}: {str(err)[:300]}")

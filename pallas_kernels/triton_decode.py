@@ -27,9 +27,9 @@ design goal is to read every K and V byte exactly once:
   KV head (16 B for group 4) against ``2 * head_dim * itemsize`` bytes of
   K+V (512 B for bf16, head_dim 128): 3.1 %; the combine reads them once more.
 
-The combine (``_combine``) is a few small XLA ops: global ``M, L``, output,
-importance and the eviction slot (``select_eviction_slot`` from ``xla.py``,
-so the tie and invalid-slot rules are the XLA contract's).
+The combine is one more small Pallas launch (``triton_combine``): global
+``M, L``, output, importance and the eviction slot with the tie and
+invalid-slot rules of ``xla.select_eviction_slot``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from pallas_kernels.xla import select_eviction_slot
+from pallas_kernels.triton_combine import combine_partials
 
 # Same finite mask value as the XLA contract: a row with no valid slot gives
 # exp(0) = 1 in the online softmax, which we zero explicitly, never NaN.
@@ -57,6 +57,7 @@ MAX_GROUP = 64
 # wave is not mostly idle.
 _NUM_SMS = 132
 _TARGET_PROGRAMS = 4 * _NUM_SMS
+_MAX_AUTO_SPLITS = 128
 
 _load = getattr(pltriton, "load", None) or pl.load
 _store = getattr(pltriton, "store", None) or pl.store
@@ -82,6 +83,9 @@ class KernelConfig:
     # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
     # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
     variant: str = "pvt"
+    # Cache hint for the K/V tile loads (read exactly once): None or
+    # "evict_first" (benchmark sweep; None unless measured better).
+    kv_eviction: str | None = None
 
     @property
     def split_len(self) -> int:
@@ -91,7 +95,7 @@ class KernelConfig:
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
-                variant: str = "pvt") -> KernelConfig:
+                variant: str = "pvt", kv_eviction: str | None = None) -> KernelConfig:
     """Chooses tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -106,6 +110,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     num_blocks = -(-slots // block_k)
     if num_splits is None:
         num_splits = -(-_TARGET_PROGRAMS // (batch * kv_heads))
+        # The combine reads all splits' (m, l) of a row at once: keep that small.
+        num_splits = min(num_splits, _MAX_AUTO_SPLITS)
     num_splits = max(1, min(num_splits, num_blocks))
     blocks_per_split = -(-num_blocks // num_splits)
     num_splits = -(-num_blocks // blocks_per_split)
@@ -117,6 +123,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         # 2 stages measured best for every variant at 128 x 8192 (NOTES.md).
         num_stages=num_stages if num_stages is not None else 2,
         variant=variant,
+        kv_eviction=kv_eviction,
     )
 
 
@@ -131,6 +138,7 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
     col_ok = jnp.arange(head_dim_p) < head_dim
     pad_cols = head_dim_p != head_dim
     pad_slots = cfg.num_splits * cfg.split_len != slots
+    hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
 
     q = _load(q_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)],
               mask=row_ok[:, None] & col_ok[None, :], other=0)
@@ -146,12 +154,12 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
             kv_mask = col_ok[None, :] if pad_cols else None
             ok = _load(valid_ref.at[tile]) != 0
         if kv_mask is None:
-            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)])
-            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)])
+            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
+            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
         else:
             kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
-            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0)
-            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0)
+            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0, **hint)
+            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0, **hint)
 
         logits = jax.lax.dot_general(
             q, k, (((1,), (1,)), ((), ())), precision=precision,
@@ -185,7 +193,7 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         _store(imp_ref.at[pl.ds(0, group_p), tile], e * v_l1[None, :], mask=row_ok[:, None])
-        _store(mblk_ref.at[pl.ds(i, 1), pl.ds(0, group_p)], m_new[None, :], mask=row_ok[None, :])
+        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
         return o, m_new, l, acc
 
     pv_transposed = cfg.variant.startswith("pvt")
@@ -204,8 +212,12 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
     _store(l_ref.at[pl.ds(0, group_p)], l, mask=row_ok)
 
 
-def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool):
-    """Runs the split kernel; returns the per-split partials (all fp32)."""
+def _split_partials(q, k, v, valid_i8, *, scale, cfg: KernelConfig, interpret: bool):
+    """Runs the split kernel; returns the per-split partials (all fp32).
+
+    ``valid_i8`` is ``[batch, slots]`` int8; the layouts are those documented
+    in ``triton_combine.combine_partials``.
+    """
     batch, q_heads, head_dim = q.shape
     kv_heads, slots = k.shape[1], k.shape[2]
     group = q_heads // kv_heads
@@ -219,12 +231,14 @@ def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool
         _split_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
         cfg=cfg, group_p=group_p, head_dim_p=head_dim_p, precision=precision)
     f32 = jnp.float32
+    # Query-head-major layouts so the combine reads each output group's rows
+    # as one contiguous block (triton_combine.combine_partials).
     out_shape = [
-        jax.ShapeDtypeStruct((batch, kv_heads, ns, group, head_dim), f32),  # o (unnormalised)
-        jax.ShapeDtypeStruct((batch, kv_heads, ns, group), f32),  # m
-        jax.ShapeDtypeStruct((batch, kv_heads, ns, group), f32),  # l
+        jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32),  # o (unnormalised)
+        jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
+        jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
         jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots), f32),  # e * |v|_1
-        jax.ShapeDtypeStruct((batch, kv_heads, ns * bps, group), f32),  # m per tile
+        jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
     ]
     # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
     # slots -> padded_slots); every load/store past the end is masked.
@@ -235,11 +249,11 @@ def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool
         pl.BlockSpec((None, sl), lambda b, h, s: (b, s)),
     ]
     out_specs = [
-        pl.BlockSpec((None, None, None, group_p, head_dim_p), lambda b, h, s: (b, h, s, 0, 0)),
-        pl.BlockSpec((None, None, None, group_p), lambda b, h, s: (b, h, s, 0)),
-        pl.BlockSpec((None, None, None, group_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, None, group_p, None, head_dim_p), lambda b, h, s: (b, h, 0, s, 0)),
+        pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
+        pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, sl), lambda b, h, s: (b, h, 0, s)),
-        pl.BlockSpec((None, None, bps, group_p), lambda b, h, s: (b, h, s, 0)),
+        pl.BlockSpec((None, None, group_p, bps), lambda b, h, s: (b, h, 0, s)),
     ]
     qg = q.reshape(batch, kv_heads, group, head_dim)
     return pl.pallas_call(
@@ -252,38 +266,7 @@ def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool
                                                 num_stages=cfg.num_stages),
         interpret=interpret,
         name="longflow_decode_split",
-    )(qg, k, v, valid.astype(jnp.int8))
-
-
-def _combine(partials, valid, *, q_dtype, slots, head_dim, cfg: KernelConfig, per_kv_head):
-    """Merges the splits: global softmax stats, output, importance, eviction slot."""
-    o_part, m_part, l_part, imp_part, m_tile = partials
-    batch, kv_heads, _, group, _ = o_part.shape
-    m_glob = jnp.max(m_part, axis=2)  # [b, kv, g]
-    # Keep XLA from fusing the max into its consumers (the same precaution
-    # jax's own decode_attention takes against invalid values after fusion).
-    m_glob = jax.lax.optimization_barrier(m_glob)
-    rescale = jnp.exp(m_part - m_glob[:, :, None, :])  # [b, kv, ns, g]
-    l_glob = jnp.sum(rescale * l_part, axis=2)
-    inv_l = 1.0 / jnp.maximum(l_glob, 1e-30)  # the XLA contract's guard
-    out = jnp.sum(rescale[..., None] * o_part, axis=2) * inv_l[..., None]
-    out = out.reshape(batch, kv_heads * group, head_dim).astype(q_dtype)
-
-    # Per-tile weight exp(m_tile - M) / L turns stored numerators into p * |v|_1;
-    # the 1 / (heads * head_dim) normalisation is folded in too.  Written as a
-    # broadcast multiply + sum so XLA emits one reduction fusion.
-    heads = group if per_kv_head else kv_heads * group
-    tile_w = jnp.exp(m_tile - m_glob[:, :, None, :]) * (inv_l[:, :, None, :] / (heads * head_dim))
-    tile_w = jnp.swapaxes(tile_w, 2, 3)  # [b, kv, g, tiles]
-    num_tiles = m_tile.shape[2]
-    imp = imp_part.reshape(batch, kv_heads, group, num_tiles, cfg.block_k) * tile_w[..., None]
-    if per_kv_head:
-        importance = jnp.sum(imp, axis=2).reshape(batch, kv_heads, -1)[..., :slots]
-        slot = select_eviction_slot(importance, valid[:, None, :])
-    else:
-        importance = jnp.sum(imp, axis=(1, 2)).reshape(batch, -1)[..., :slots]
-        slot = select_eviction_slot(importance, valid)
-    return out, slot, importance
+    )(qg, k, v, valid_i8)
 
 
 def check_supported(q, k) -> None:
@@ -331,6 +314,9 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, per_kv_head: bool
     kv_heads, slots = k.shape[1], k.shape[2]
     if config is None:
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype)
-    partials = _split_partials(q, k, v, valid, scale=scale, cfg=config, interpret=interpret)
-    return _combine(partials, valid, q_dtype=q.dtype, slots=slots, head_dim=head_dim,
-                    cfg=config, per_kv_head=per_kv_head)
+    valid_i8 = valid.astype(jnp.int8)
+    o_part, m_part, l_part, imp_part, m_tile = _split_partials(
+        q, k, v, valid_i8, scale=scale, cfg=config, interpret=interpret)
+    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8,
+                            block_k=config.block_k, slots=slots, out_dtype=q.dtype,
+                            per_kv_head=per_kv_head, interpret=interpret)

@@ -1,0 +1,261 @@
+"""One-launch combine of the split-K partials of the LongFlow decode kernel (Pallas, Triton).
+
+The split kernel (``triton_decode``) leaves, per (sequence, KV head, split):
+the unnormalised output and the running softmax max ``m`` / sum ``l`` of each
+query head, and per slot and query head ``exp(logit - m_tile) * ||v||_1``
+together with the per-tile max ``m_tile`` it was taken against.  This kernel
+turns them, exactly, into
+
+* the attention output ``sum_s exp(m_s - M) o_s / L`` (``M = max_s m_s``,
+  ``L = sum_s exp(m_s - M) l_s``: the usual flash-decoding merge);
+* the importance ``sum_h exp(m_tile[h] - M[h]) / L[h] * stored[h, slot]``
+  divided by ``heads * head_dim``;
+* per chunk of slots, the minimum eviction key and its lowest index (key -1 for
+  invalid slots, as in ``xla.select_eviction_slot``); with one chunk that is
+  the eviction slot itself, otherwise a tiny XLA argmin over the chunk minima
+  finishes it (lowest chunk on ties, so lowest slot overall).
+
+It replaced ~5 XLA fusions (40-80 us, most of the time at small shapes).
+
+Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
+all heads) or ``kv_heads`` (``per_kv_head``); program ``p`` merges the output
+of KV head ``p`` of its output group (if ``p`` < heads-per-group) and the
+importance of slot chunk ``p`` (if ``p`` < chunks).  Both jobs are masked-off
+``pl.when`` branches beyond their range, so one launch does everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
+
+_MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
+_TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
+# Register budget of one loaded fp32 tile (elements): 8192 = 64 registers per
+# thread at 4 warps.
+_TILE_ELEMS = 8192
+_MAX_STEP_SLOTS = 1024
+
+_load = getattr(pltriton, "load", None) or pl.load
+_store = getattr(pltriton, "store", None) or pl.store
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class CombinePlan:
+    """Static launch shape of the combine (see ``plan_combine``)."""
+
+    rows: int  # query heads per output group (q_heads, or group if per_kv_head)
+    group: int  # query heads per KV head
+    tiles_per_step: int  # split-kernel tiles merged per loop step (power of two)
+    steps_per_chunk: int
+    num_chunks: int
+    splits_per_step: int  # splits merged per loop step of the output merge (power of two)
+
+    @property
+    def row_blocks(self) -> int:  # KV heads per output group: one output job each
+        return self.rows // self.group
+
+    @property
+    def programs(self) -> int:
+        return max(self.row_blocks, self.num_chunks)
+
+
+def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
+                 block_k: int, head_dim: int) -> CombinePlan:
+    """Chooses the combine's step sizes and chunk count.
+
+    Chunks are made small enough that ``batch * outputs * chunks`` fills the
+    GPU a few times over when there are many slots, and a chunk is never
+    smaller than one step, so small problems get a single chunk (and no XLA
+    argmin afterwards).
+    """
+    rows_p = _next_pow2(rows)
+    tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)
+    tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
+    total_steps = -(-num_tiles // tiles_per_step)
+    wanted = max(-(-_TARGET_PROGRAMS // (batch * outputs)), rows // group)
+    num_chunks = max(1, min(total_steps, wanted))
+    steps_per_chunk = -(-total_steps // num_chunks)
+    num_chunks = -(-total_steps // steps_per_chunk)
+    group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
+    splits_per_step = max(1, _TILE_ELEMS // (group_p * head_dim_p))
+    return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
+                       steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
+                       splits_per_step=splits_per_step)
+
+
+def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits):
+    """Global max ``M`` and ``1 / L`` over splits for ``rows_p`` rows from ``row0``."""
+    ns_p = _next_pow2(num_splits)
+    mask = row_ok[:, None] & (jnp.arange(ns_p) < num_splits)[None, :]
+    m = _load(m_ref.at[pl.ds(row0, rows_p), pl.ds(0, ns_p)], mask=mask, other=_MASK_VALUE)
+    l = _load(l_ref.at[pl.ds(row0, rows_p), pl.ds(0, ns_p)], mask=mask, other=0.0)
+    m_glob = jnp.max(m, axis=1)
+    l_glob = jnp.sum(jnp.exp(m - m_glob[:, None]) * l, axis=1)
+    return m_glob, 1.0 / jnp.maximum(l_glob, 1e-30)  # the XLA contract's guard
+
+
+def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num_splits,
+                  head_dim):
+    """Output rows of KV head ``block`` of the group: ``sum_s exp(m_s - M) o_s / L``."""
+    group_p, head_dim_p = _next_pow2(plan.group), _next_pow2(head_dim)
+    row0 = block * plan.group
+    row_ok = jnp.arange(group_p) < plan.group
+    col_ok = jnp.arange(head_dim_p) < head_dim
+    m_glob, inv_l = _softmax_stats(m_ref, l_ref, row0, group_p, row_ok, num_splits)
+    sps = min(plan.splits_per_step, _next_pow2(num_splits))
+
+    def body(j, acc):
+        split_ok = j * sps + jnp.arange(sps) < num_splits
+        mask2 = row_ok[:, None] & split_ok[None, :]
+        m = _load(m_ref.at[pl.ds(row0, group_p), pl.ds(j * sps, sps)], mask=mask2,
+                  other=_MASK_VALUE)
+        w = jnp.where(mask2, jnp.exp(m - m_glob[:, None]), 0.0)  # [group_p, sps]
+        o = _load(o_ref.at[pl.ds(row0, group_p), pl.ds(j * sps, sps), pl.ds(0, head_dim_p)],
+                  mask=mask2[:, :, None] & col_ok[None, None, :], other=0.0)
+        return acc + jnp.sum(w[:, :, None] * o, axis=1)
+
+    acc = jax.lax.fori_loop(0, -(-num_splits // sps), body,
+                            jnp.zeros((group_p, head_dim_p), jnp.float32))
+    _store(out_ref.at[pl.ds(row0, group_p), pl.ds(0, head_dim_p)],
+           (acc * inv_l[:, None]).astype(out_ref.dtype), mask=row_ok[:, None] & col_ok[None, :])
+
+
+def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
+                      *, chunk, plan: CombinePlan, num_splits, num_tiles, block_k, slots, norm):
+    """Importance of slot chunk ``chunk``, and the chunk's (min key, lowest argmin)."""
+    rows_p = _next_pow2(plan.rows)
+    tps = plan.tiles_per_step
+    step_slots = tps * block_k
+    row_ok = jnp.arange(rows_p) < plan.rows
+    m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
+    row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
+
+    def body(i, best):
+        best_key, best_idx = best
+        tile0 = (chunk * plan.steps_per_chunk + i) * tps
+        tile_ok = tile0 + jnp.arange(tps) < num_tiles
+        mask2 = row_ok[:, None] & tile_ok[None, :]
+        m_tile = _load(mt_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps)], mask=mask2,
+                       other=_MASK_VALUE)
+        w = jnp.exp(m_tile - m_glob[:, None]) * row_w[:, None]  # [rows_p, tps]
+        e = _load(imp_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps), pl.ds(0, block_k)],
+                  mask=mask2[:, :, None], other=0.0)  # [rows_p, tps, block_k]
+        imp = jnp.sum(e * w[:, :, None], axis=0).reshape(step_slots)
+        slot = tile0 * block_k + jnp.arange(step_slots)
+        in_range = slot < slots
+        _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
+        ok = _load(valid_ref.at[pl.ds(tile0 * block_k, step_slots)], mask=in_range, other=0) != 0
+        key = jnp.where(in_range, jnp.where(ok, imp, -1.0), jnp.inf)
+        key_min = jnp.min(key)
+        idx = jnp.min(jnp.where(key == key_min, slot, jnp.iinfo(jnp.int32).max))
+        better = key_min < best_key  # strict: earlier steps hold lower slots
+        return jnp.where(better, key_min, best_key), jnp.where(better, idx, best_idx)
+
+    best_key, best_idx = jax.lax.fori_loop(
+        0, plan.steps_per_chunk, body, (jnp.float32(jnp.inf), jnp.int32(0)))
+    _store(cmin_ref.at[pl.ds(chunk, 1)], jnp.full((1,), best_key, jnp.float32))
+    _store(cidx_ref.at[pl.ds(chunk, 1)], jnp.full((1,), best_idx, jnp.int32))
+
+
+def _combine_kernel(m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
+                    out_ref, imp_out_ref, cmin_ref, cidx_ref, *, plan: CombinePlan,
+                    num_splits, num_tiles, block_k, slots, head_dim, norm):
+    # Read once here: interpret mode cannot evaluate program_id inside a branch.
+    p = pl.program_id(2)
+
+    def output_job():
+        _merge_output(m_ref, l_ref, o_ref, out_ref, block=p, plan=plan, num_splits=num_splits,
+                      head_dim=head_dim)
+
+    def importance_job():
+        _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
+                          cidx_ref, chunk=p, plan=plan, num_splits=num_splits, num_tiles=num_tiles,
+                          block_k=block_k, slots=slots, norm=norm)
+
+    # Skip the branch when every program runs the job anyway.
+    for job, count in ((output_job, plan.row_blocks), (importance_job, plan.num_chunks)):
+        if count == plan.programs:
+            job()
+        else:
+            pl.when(p < count)(job)
+
+
+def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8, *, block_k: int,
+                     slots: int, out_dtype, per_kv_head: bool, interpret: bool,
+                     num_warps: int = 4):
+    """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
+
+    Args:
+      o_part: ``[batch, kv_heads, group, splits, head_dim]`` f32 unnormalised outputs.
+      m_part, l_part: ``[batch, kv_heads, group, splits]`` f32 running max / sum.
+      imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32
+        ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots).
+      m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
+      valid_i8: ``[batch, slots]`` int8, nonzero where the slot holds a token.
+      block_k: slots per tile of the split kernel.
+      slots: real slot count (``<= tiles * block_k``).
+      out_dtype: dtype of the attention output.
+      per_kv_head: importance / slot per KV head instead of summed over heads.
+      interpret: Pallas interpret mode (CPU tests).
+
+    Returns:
+      ``(out [batch, q_heads, head_dim] out_dtype, slot int32 [batch] or
+      [batch, kv_heads], importance f32 [batch, slots] or [batch, kv_heads, slots])``.
+    """
+    batch, kv_heads, group, num_splits, head_dim = o_part.shape
+    num_tiles = m_tile.shape[3]
+    outputs = kv_heads if per_kv_head else 1
+    rows = kv_heads * group // outputs
+    plan = plan_combine(batch, outputs, rows, group, num_tiles, block_k, head_dim)
+    # Free (row-major) reshapes: rows of one output group are contiguous.
+    views = (m_part.reshape(batch, outputs, rows, num_splits),
+             l_part.reshape(batch, outputs, rows, num_splits),
+             o_part.reshape(batch, outputs, rows, num_splits, head_dim),
+             imp_part.reshape(batch, outputs, rows, num_tiles, block_k),
+             m_tile.reshape(batch, outputs, rows, num_tiles))
+
+    def whole(shape):  # one block = the (batch, output) row of an array
+        return pl.BlockSpec((None, None) + shape, lambda b, o, p: (b, o) + (0,) * len(shape))
+
+    in_specs = [whole(v.shape[2:]) for v in views]
+    in_specs.append(pl.BlockSpec((None, slots), lambda b, o, p: (b, 0)))
+    out_shape = [
+        jax.ShapeDtypeStruct((batch, outputs, rows, head_dim), out_dtype),
+        jax.ShapeDtypeStruct((batch, outputs, slots), jnp.float32),
+        jax.ShapeDtypeStruct((batch, outputs, plan.num_chunks), jnp.float32),  # chunk min key
+        jax.ShapeDtypeStruct((batch, outputs, plan.num_chunks), jnp.int32),  # its slot
+    ]
+    out_specs = [whole(s.shape[2:]) for s in out_shape]
+    kernel = functools.partial(
+        _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
+        slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim))
+    out, importance, chunk_min, chunk_idx = pl.pallas_call(
+        kernel,
+        grid=(batch, outputs, plan.programs),
+        in_specs=in_specs,
+        out_specs=out_specs,
+        out_shape=out_shape,
+        compiler_params=pltriton.CompilerParams(num_warps=num_warps, num_stages=2),
+        interpret=interpret,
+        name="longflow_decode_combine",
+    )(*views, valid_i8)
+
+    if plan.num_chunks == 1:
+        slot = chunk_idx[..., 0]
+    else:  # lowest chunk among equal minima holds the lowest slot
+        best = jnp.argmin(chunk_min, axis=-1)
+        slot = jnp.take_along_axis(chunk_idx, best[..., None], axis=-1)[..., 0]
+    out = out.reshape(batch, kv_heads * group, head_dim)
+    if not per_kv_head:
+        slot, importance = slot[:, 0], importance[:, 0]
+    return out, slot, importance
