@@ -154,7 +154,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
-        ok = _load(valid_ref.at[pl.ds(tile0 * block_k, step_slots)], mask=in_range, other=0) != 0
+        ok = _load(valid_ref.at[pl.ds(tile0 * block_k, step_slots)], mask=in_range, other=False)
         key = jnp.where(in_range, jnp.where(ok, imp, -1.0), jnp.inf)
         key_min = jnp.min(key)
         idx = jnp.min(jnp.where(key == key_min, slot, jnp.iinfo(jnp.int32).max))
@@ -190,7 +190,7 @@ def _combine_kernel(m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
             pl.when(p < count)(job)
 
 
-def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8, *, block_k: int,
+def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, *, block_k: int,
                      slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = 4):
     """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
@@ -201,7 +201,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8, *, bloc
       imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32
         ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots).
       m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
-      valid_i8: ``[batch, slots]`` int8, nonzero where the slot holds a token.
+      valid: ``[batch, slots]`` bool, True where the slot holds a token.
       block_k: slots per tile of the split kernel.
       slots: real slot count (``<= tiles * block_k``).
       out_dtype: dtype of the attention output.
@@ -248,7 +248,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8, *, bloc
         compiler_params=pltriton.CompilerParams(num_warps=num_warps, num_stages=2),
         interpret=interpret,
         name="longflow_decode_combine",
-    )(*views, valid_i8)
+    )(*views, valid)
 
     if plan.num_chunks == 1:
         slot = chunk_idx[..., 0]

@@ -149,10 +149,10 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
         if pad_slots:
             in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
             kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
-            ok = _load(valid_ref.at[tile], mask=in_range, other=0) != 0
+            ok = _load(valid_ref.at[tile], mask=in_range, other=False)
         else:
             kv_mask = col_ok[None, :] if pad_cols else None
-            ok = _load(valid_ref.at[tile]) != 0
+            ok = _load(valid_ref.at[tile])
         if kv_mask is None:
             k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
             v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
@@ -212,10 +212,10 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
     _store(l_ref.at[pl.ds(0, group_p)], l, mask=row_ok)
 
 
-def _split_partials(q, k, v, valid_i8, *, scale, cfg: KernelConfig, interpret: bool):
+def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool):
     """Runs the split kernel; returns the per-split partials (all fp32).
 
-    ``valid_i8`` is ``[batch, slots]`` int8; the layouts are those documented
+    ``valid`` is ``[batch, slots]`` bool; the layouts are those documented
     in ``triton_combine.combine_partials``.
     """
     batch, q_heads, head_dim = q.shape
@@ -266,7 +266,7 @@ def _split_partials(q, k, v, valid_i8, *, scale, cfg: KernelConfig, interpret: b
                                                 num_stages=cfg.num_stages),
         interpret=interpret,
         name="longflow_decode_split",
-    )(qg, k, v, valid_i8)
+    )(qg, k, v, valid)
 
 
 def check_supported(q, k) -> None:
@@ -314,9 +314,10 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, per_kv_head: bool
     kv_heads, slots = k.shape[1], k.shape[2]
     if config is None:
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype)
-    valid_i8 = valid.astype(jnp.int8)
+    # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
+    # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile = _split_partials(
-        q, k, v, valid_i8, scale=scale, cfg=config, interpret=interpret)
-    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid_i8,
+        q, k, v, valid, scale=scale, cfg=config, interpret=interpret)
+    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret)
