@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from longflow_jax.config import ModelConfig
-from longflow_jax.generate import decode_chunk, generate, start
+from longflow_jax.decode_loop import decode_chunk, generate, start
 from longflow_jax.model import Decoder
 from longflow_jax.sampling import SamplingParams
 

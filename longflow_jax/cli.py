@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from longflow_jax.generate import generate, resolve_budget
+    from longflow_jax.decode_loop import generate, resolve_budget
     from longflow_jax.loading import ModelLoadError, load_model
     from longflow_jax.config import UnsupportedModelError
     from longflow_jax.sampling import SamplingParams

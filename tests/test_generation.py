@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from longflow_jax import generate as G
+from longflow_jax import decode_loop as G
 from longflow_jax.sampling import SamplingParams, apply_repetition_penalty, warp_logits
 
 

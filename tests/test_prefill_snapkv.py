@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from longflow_jax.generate import start
+from longflow_jax.decode_loop import start
 
 
 def _snapkv_reference(attentions, n, budget, window=32, pool=5):
