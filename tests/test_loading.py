@@ -101,6 +101,13 @@ def test_missing_tokenizer(llama_dir, tmp_path):
         load_model(d)
 
 
+def test_corrupt_tokenizer(llama_dir, tmp_path):
+    d = _copy(llama_dir, tmp_path)
+    (d / "tokenizer.json").write_text("{ not json")
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        load_model(d)
+
+
 def test_missing_path_and_config(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(tmp_path / "nope")

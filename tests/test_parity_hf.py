@@ -78,3 +78,21 @@ def test_greedy_tokens_and_logprobs_match_transformers(tiny_models, rng):
     assert (ref.argmax(-1) == np.array(toks)).all()
     ref_lp = torch.log_softmax(torch.tensor(ref), -1).numpy()[np.arange(20), toks]
     np.testing.assert_allclose(res.logprobs[0], ref_lp, rtol=0, atol=1e-4)
+
+
+def test_bfloat16_decoder_tracks_fp32_reference(tiny_models, rng):
+    """bf16 weights and activations: logits within bf16 accuracy of the fp32 reference."""
+    import jax.numpy as jnp
+
+    from longflow_jax.model import Decoder
+
+    torch_model, m = tiny_models["qwen2"]
+    params = Decoder(m.cfg, dtype=jnp.bfloat16, params=m.params).params()
+    prompt = rng.integers(3, m.cfg.vocab_size, 12).tolist()
+    cont = rng.integers(3, m.cfg.vocab_size, 8).tolist()
+    res = generate(params, m.cfg, [prompt], max_new_tokens=8, policy="full", forced=[cont], attn_impl="xla")
+    with torch.no_grad():
+        ref = torch.log_softmax(torch_model(torch.tensor([prompt + cont])).logits[0, len(prompt) - 1: -1].double(), -1)
+    ref_lp = ref.numpy()[np.arange(8), cont]
+    assert np.abs(res.logprobs[0] - ref_lp).max() < 0.05
+    assert np.abs(res.logprobs[0] - ref_lp).max() > 0  # really ran in bf16
