@@ -58,14 +58,17 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, per_kv_head: bool = 
     hkv = k.shape[1]
     g = hq // hkv
     qg = q.reshape(b, hkv, g, d).astype(jnp.float32)
-    logits = jnp.einsum("bkgd,bksd->bkgs", qg, k.astype(jnp.float32)) * scale
+    # Full fp32 dots: XLA's default on GPU is TF32 (~1e-3 relative error),
+    # enough to flip eviction decisions between near-equal slots.
+    hi = jax.lax.Precision.HIGHEST
+    logits = jnp.einsum("bkgd,bksd->bkgs", qg, k.astype(jnp.float32), precision=hi) * scale
     mask = valid[:, None, None, :]
     logits = jnp.where(mask, logits, _MASK_VALUE)
     m = jnp.max(logits, axis=-1, keepdims=True)
     e = jnp.where(mask, jnp.exp(logits - m), 0.0)
     denom = jnp.sum(e, axis=-1, keepdims=True)
     p = e / jnp.maximum(denom, 1e-30)
-    out = jnp.einsum("bkgs,bksd->bkgd", p, v.astype(jnp.float32))
+    out = jnp.einsum("bkgs,bksd->bkgd", p, v.astype(jnp.float32), precision=hi)
     out = out.reshape(b, hq, d).astype(q.dtype)
     v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=-1)  # [b, hkv, s]
     per_head = jnp.sum(p, axis=2) * v_l1  # [b, hkv, s]
