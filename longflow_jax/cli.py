@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     """Reject bad values before anything heavy (model load, compile) starts."""
+    if a.policy == "full" and (a.budget is not None or a.compression is not None):
+        p.error("--budget/--compression apply to --policy longflow; --policy full keeps every token")
     if a.budget is not None and a.budget < 2:
         p.error(f"--budget must be >= 2, got {a.budget}")
     if a.compression is not None and not 0 < a.compression < 1:

@@ -191,14 +191,18 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
 
     Raises:
       ValueError: unknown policy, budget < 2 or > the model's context,
-        compression outside (0, 1), both or neither of budget/compression.
+        compression outside (0, 1), both or neither of budget/compression
+        (longflow), either of them with policy ``full``.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    if policy == "full":
-        return prompt_bucket(prompt_len) + max_new_tokens
     if budget is not None and compression is not None:
         raise ValueError("give either budget or compression, not both")
+    if policy == "full":
+        if budget is not None or compression is not None:
+            raise ValueError("budget/compression apply to policy 'longflow'; policy 'full' sizes the buffer "
+                             "to the padded prompt plus max_new_tokens itself")
+        return prompt_bucket(prompt_len) + max_new_tokens
     if compression is not None:
         if not 0 < compression < 1:
             raise ValueError(f"compression must be in (0, 1) (fraction of tokens evicted), got {compression}")

@@ -51,6 +51,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--compression", "1.5"], "--compression must be in (0, 1)"),
     (["--compression", "0"], "--compression must be in (0, 1)"),
     (["--policy", "h2o"], "invalid choice: 'h2o'"),
+    (["--policy", "full", "--budget", "64"], "--policy full keeps every token"),
     (["--temperature", "-1"], "--temperature must be >= 0"),
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--top-k", "-3"], "--top-k must be >= 0"),

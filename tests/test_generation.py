@@ -111,6 +111,7 @@ def test_warpers_match_transformers_logits_processors(rng):
     (dict(budget=None, compression=1.0), "compression must be in \\(0, 1\\)"),
     (dict(budget=None, compression=0.0), "compression must be in \\(0, 1\\)"),
     (dict(policy="h2o"), "policy must be one of"),
+    (dict(policy="full"), "policy 'full' sizes the buffer"),
     (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
     (dict(prompts=[]), "empty batch"),
     (dict(prompts=[[5, 6], []]), "prompt 1 is empty"),
