@@ -135,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     prompts = _read_prompts(parser, a)
 
     # Heavy imports only after the arguments are known to be good.
-    import numpy as np
     from tqdm.auto import tqdm
 
     from longflow_jax.decode_loop import generate, resolve_budget

@@ -23,11 +23,9 @@ Weight layout (``[in, out]`` matrices, i.e. HF's ``weight.T``)::
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from longflow_jax import layers as L
