@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow)")
     size.add_argument("--compression", type=float, help="fraction of prompt+output tokens evicted, in (0, 1), e.g. 0.8")
-    p.add_argument("--policy", choices=("longflow", "full"), default="longflow")
+    p.add_argument("--policy", choices=("longflow", "longflow-per-head", "full"), default="longflow",
+                   help="longflow: one eviction per layer (paper default); longflow-per-head: one per KV head; "
+                        "full: keep every token")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--min-new-tokens", type=int, default=0, help="suppress stop tokens until this many were generated")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     """Reject bad values before anything heavy (model load, compile) starts."""
     if a.policy == "full" and (a.budget is not None or a.compression is not None):
-        p.error("--budget/--compression apply to --policy longflow; --policy full keeps every token")
+        p.error("--budget/--compression apply to the longflow policies; --policy full keeps every token")
     if a.budget is not None and a.budget < 2:
         p.error(f"--budget must be >= 2, got {a.budget}")
     if a.compression is not None and not 0 < a.compression < 1:

@@ -71,9 +71,9 @@ def prompt_bucket(length: int) -> int:
     return max(16, 1 << (max(length, 1) - 1).bit_length())
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "budget"))
+@functools.partial(jax.jit, static_argnames=("cfg", "budget", "per_kv_head"))
 def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, cfg: ModelConfig,
-          budget: int) -> DecodeState:
+          budget: int, per_kv_head: bool = False) -> DecodeState:
     """Prefill and build the initial :class:`DecodeState` (jitted).
 
     Args:
@@ -83,9 +83,9 @@ def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, 
       max_new_tokens: int32 scalar.
       seed: int32 scalar PRNG seed.
       min_new_tokens: int32 scalar.
-      cfg, budget: static.
+      cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`).
     """
-    logits, buffer = prefill(params, tokens, key_valid, cfg=cfg, budget=budget)
+    logits, buffer = prefill(params, tokens, key_valid, cfg=cfg, budget=budget, per_kv_head=per_kv_head)
     b = tokens.shape[0]
     rows = jnp.broadcast_to(jnp.arange(b)[:, None], tokens.shape)
     seen = jnp.zeros((b, cfg.vocab_size), bool).at[rows, tokens].max(key_valid)
@@ -184,7 +184,7 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
                    budget: int | None = None, compression: float | None = None) -> int:
     """Slots per layer for ``policy``, validated.
 
-    ``longflow`` takes ``budget``, or derives it from ``compression`` (fraction
+    ``longflow`` / ``longflow-per-head`` take ``budget``, or derive it from ``compression`` (fraction
     of the final sequence ``prompt + max_new_tokens`` evicted, paper's
     convention: 0.8 keeps 20%).  ``full`` sizes the buffer to the padded prompt
     plus ``max_new_tokens`` so nothing is ever evicted.
@@ -200,7 +200,7 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
         raise ValueError("give either budget or compression, not both")
     if policy == "full":
         if budget is not None or compression is not None:
-            raise ValueError("budget/compression apply to policy 'longflow'; policy 'full' sizes the buffer "
+            raise ValueError("budget/compression apply to the longflow policies; policy 'full' sizes the buffer "
                              "to the padded prompt plus max_new_tokens itself")
         return prompt_bucket(prompt_len) + max_new_tokens
     if compression is not None:
@@ -208,7 +208,7 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
             raise ValueError(f"compression must be in (0, 1) (fraction of tokens evicted), got {compression}")
         budget = max(2, int(round((1 - compression) * (prompt_len + max_new_tokens))))
     if budget is None:
-        raise ValueError("policy 'longflow' needs budget or compression")
+        raise ValueError(f"policy {policy!r} needs budget or compression")
     if int(budget) != budget or not 2 <= budget <= cfg.max_position_embeddings:
         raise ValueError(f"budget must be an integer in [2, {cfg.max_position_embeddings}] "
                          f"(the model's context), got {budget}")
@@ -250,7 +250,8 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       cfg: model configuration.
       prompts: ``batch`` lists of token ids (no padding).
       max_new_tokens: tokens to emit per row, >= 1.
-      policy: ``"longflow"`` (fixed budget) or ``"full"`` (keep everything).
+      policy: ``"longflow"`` (fixed budget, one eviction per layer),
+        ``"longflow-per-head"`` (one eviction per KV head) or ``"full"``.
       budget, compression: see :func:`resolve_budget`.
       sampling: :class:`SamplingParams` (default greedy).
       stop_ids: token ids that end a row (emitted, then the row stops).
@@ -289,7 +290,7 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
 
     t0 = time.perf_counter()
     state = start(params, jnp.asarray(tokens), jnp.asarray(valid), max_new_tokens, seed,
-                  min_new_tokens, cfg=cfg, budget=budget)
+                  min_new_tokens, cfg=cfg, budget=budget, per_kv_head=policy == "longflow-per-head")
     jax.block_until_ready(state)
     t1 = time.perf_counter()
     buffer_bytes = state.buffer.nbytes

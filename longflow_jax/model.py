@@ -136,7 +136,8 @@ def _prefill_attention(q, k, v, key_valid, scale):
     return out.reshape(b, t, hq, d).astype(q.dtype), p
 
 
-def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: ModelConfig, budget: int):
+def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: ModelConfig, budget: int,
+            per_kv_head: bool = False):
     """Run the prompt and fill a KV buffer of ``budget`` slots.
 
     Args:
@@ -148,6 +149,9 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
         prompt position is kept; otherwise SnapKV keeps ``budget - 1``
         positions per (layer, sequence), so the first decode step always has
         a free slot.
+      per_kv_head: static; lay the buffer out for per-KV-head eviction
+        (``position`` and ``next_slot`` get a ``kv_heads`` axis).  The prompt's
+        SnapKV selection is shared by the heads either way.
 
     Returns:
       logits: ``[batch, vocab]`` float32 at the last prompt position.
@@ -186,7 +190,12 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
         valid = jnp.pad(valid, ((0, 0), (0, pad)))
         pos = jnp.where(valid, jnp.pad(pos, ((0, 0), (0, pad))), -1)
         next_slot = select_eviction_slot(jnp.zeros(valid.shape, jnp.float32), valid)
-        return x, (k, v, valid, pos.astype(jnp.int32), next_slot)
+        pos = pos.astype(jnp.int32)
+        if per_kv_head:
+            heads = cfg.num_kv_heads
+            pos = jnp.broadcast_to(pos[:, None], (b, heads, budget))
+            next_slot = jnp.broadcast_to(next_slot[:, None], (b, heads))
+        return x, (k, v, valid, pos, next_slot)
 
     x, (k, v, valid, pos, next_slot) = jax.lax.scan(layer, x, params["layers"])
     logits = L.lm_logits(x[:, -1], params, cfg)
@@ -205,6 +214,8 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
     the attention kernel also returns each slot's importance
     ``sum_h p[h,s] * ||v_s||_1 / (Hq * D)`` and its argmin (invalid slots
     first, lowest index on ties), which becomes the layer's ``next_slot``.
+    With a per-KV-head buffer (``buffer.per_kv_head``) each KV head sums over
+    its own query group and evicts its own slot.
 
     Args:
       params: parameter pytree.
@@ -227,7 +238,8 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
         h = L.rms_norm(x, lp["attn_norm"], cfg.rms_norm_eps)
         q, k, v = L.qkv_projection(h, lp, cfg, position, inv_freq)  # [B, H, D]
         k_buf, v_buf, valid, pos = write_token(k_buf, v_buf, valid, pos, slot, k, v, position)
-        attn, next_slot = longflow_decode_attention(q, k_buf, v_buf, valid, scale=scale, impl=attn_impl)
+        attn, next_slot = longflow_decode_attention(q, k_buf, v_buf, valid, scale=scale, impl=attn_impl,
+                                                    per_kv_head=buffer.per_kv_head)
         x = x + L.output_projection(attn, lp, cfg)
         x = x + L.mlp(L.rms_norm(x, lp["mlp_norm"], cfg.rms_norm_eps), lp)
         return x, (k_buf, v_buf, valid, pos, next_slot)
@@ -238,12 +250,13 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
     return logits, KVBuffer(k=k, v=v, valid=valid, position=pos, next_slot=next_slot)
 
 
-def empty_buffer(cfg: ModelConfig, batch: int, budget: int, dtype) -> KVBuffer:
+def empty_buffer(cfg: ModelConfig, batch: int, budget: int, dtype, per_kv_head: bool = False) -> KVBuffer:
     """An all-empty buffer (every slot invalid)."""
     shape = (cfg.num_layers, batch, cfg.num_kv_heads, budget, cfg.head_dim)
+    heads = (cfg.num_kv_heads,) if per_kv_head else ()
     return KVBuffer(
         k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
         valid=jnp.zeros((cfg.num_layers, batch, budget), bool),
-        position=jnp.full((cfg.num_layers, batch, budget), -1, jnp.int32),
-        next_slot=jnp.zeros((cfg.num_layers, batch), jnp.int32),
+        position=jnp.full((cfg.num_layers, batch, *heads, budget), -1, jnp.int32),
+        next_slot=jnp.zeros((cfg.num_layers, batch, *heads), jnp.int32),
     )

@@ -3,6 +3,9 @@
 * ``longflow``: fixed ``budget`` slots; at each decode step the slot with the
   lowest importance (arXiv 2603.11504, Sec. 3; computed inside the attention
   kernel, see ``pallas_kernels``) receives the next token.
+* ``longflow-per-head``: the same rule applied per KV head (each head sums
+  importance over its own query group and evicts its own slot); the paper's
+  default shares one eviction across the heads of a layer.
 * ``full``: the same code path with the buffer sized to hold every token, so
   the rule only ever picks empty slots and nothing is evicted.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-POLICIES = ("longflow", "full")
+POLICIES = ("longflow", "longflow-per-head", "full")
 SNAPKV_WINDOW = 32
 SNAPKV_POOL = 5
 

@@ -12,13 +12,15 @@ import numpy as np
 class ReferenceLongFlow:
     """Float64 Llama/Qwen decoder keeping ``budget`` slots per layer with LongFlow eviction.
 
-    Slot s of layer l holds (k, v, position).  Each step: write the token into
-    ``next_slot[l]``, attend over valid slots, importance
-    ``I[s] = sum_h p[h,s] * ||v_s||_1 / (Hq * D)``, invalid slots first, then
-    lowest importance (lowest index on ties) becomes ``next_slot[l]``.
+    Slot s of (layer l, KV head j) holds (k, v, position).  Each step: write the
+    token into ``next_slot[l, j]``, attend over valid slots, importance
+    ``I[s] = sum_h p[h,s] * ||v_s||_1 / (Hq * D)`` (per_head: summed over KV
+    head j's query group only, divided by group * D), invalid slots first, then
+    lowest importance (lowest index on ties) becomes ``next_slot``: shared by
+    all KV heads of a layer unless ``per_head``.
     """
 
-    def __init__(self, torch_model, budget: int):
+    def __init__(self, torch_model, budget: int, per_head: bool = False):
         cfg = torch_model.config
         self.sd = {k: v.detach().double().numpy() for k, v in torch_model.state_dict().items()}
         self.inv_freq = torch_model.model.rotary_emb.inv_freq.double().numpy()
@@ -29,12 +31,14 @@ class ReferenceLongFlow:
         self.eps = cfg.rms_norm_eps
         self.tied = cfg.tie_word_embeddings
         self.budget = budget
+        self.per_head = per_head
         self.k = np.zeros((self.n_layers, self.hkv, budget, self.d))
         self.v = np.zeros_like(self.k)
-        self.valid = np.zeros((self.n_layers, budget), bool)
-        self.position = np.full((self.n_layers, budget), -1)
-        self.next_slot = np.zeros(self.n_layers, int)
-        self.last_keys = [None] * self.n_layers  # eviction keys of the last step, for tie checks
+        self.valid = np.zeros((self.n_layers, self.hkv, budget), bool)
+        self.position = np.full((self.n_layers, self.hkv, budget), -1)
+        self.next_slot = np.zeros((self.n_layers, self.hkv), int)
+        # Eviction keys of the last step, [kv_heads or 1, budget] per layer, for tie checks.
+        self.last_keys = [None] * self.n_layers
 
     def _w(self, name):
         return self.sd.get(name)
@@ -79,28 +83,35 @@ class ReferenceLongFlow:
         head = self._w("model.embed_tokens.weight") if self.tied else self._w("lm_head.weight")
         return h @ head.T
 
-    def step(self, token: int, pos: int) -> tuple[np.ndarray, list[int]]:
-        """Feed one token; return logits and, per layer, the position evicted (-1 = empty slot filled)."""
+    def step(self, token: int, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one token; return logits and the positions evicted ``[layers, kv_heads]`` (-1 = empty slot filled)."""
         x = self._w("model.embed_tokens.weight")[token]
-        evicted = []
+        evicted = np.full((self.n_layers, self.hkv), -1)
         g = self.hq // self.hkv
+        heads = np.arange(self.hkv)
         for l in range(self.n_layers):
             q, k, v = self._qkv(l, x, pos)
-            s = self.next_slot[l]
-            evicted.append(int(self.position[l, s]) if self.valid[l, s] else -1)
-            self.k[l, :, s], self.v[l, :, s] = k, v
-            self.valid[l, s], self.position[l, s] = True, pos
+            s = self.next_slot[l]  # [hkv]
+            evicted[l] = np.where(self.valid[l, heads, s], self.position[l, heads, s], -1)
+            self.k[l, heads, s], self.v[l, heads, s] = k, v
+            self.valid[l, heads, s], self.position[l, heads, s] = True, pos
+            valid = np.repeat(self.valid[l], g, 0)  # [Hq, S]
             kk = np.repeat(self.k[l], g, 0)  # [Hq, S, D]
             vv = np.repeat(self.v[l], g, 0)
             logits = np.einsum("hd,hsd->hs", q, kk) / np.sqrt(self.d)
-            logits[:, ~self.valid[l]] = -np.inf
+            logits[~valid] = -np.inf
             p = np.exp(logits - logits.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)
             attn = np.einsum("hs,hsd->hd", p, vv)
-            importance = (p * np.abs(vv).sum(-1)).sum(0) / (self.hq * self.d)
-            keys = np.where(self.valid[l], importance, -1.0)
+            contrib = p * np.abs(vv).sum(-1)  # [Hq, S]: L1 norm of p[h,s] * v_s
+            if self.per_head:
+                importance = contrib.reshape(self.hkv, g, -1).sum(1) / (g * self.d)
+                keys = np.where(self.valid[l], importance, -1.0)
+            else:
+                importance = contrib.sum(0) / (self.hq * self.d)
+                keys = np.where(self.valid[l, 0], importance, -1.0)[None]
             self.last_keys[l] = keys
-            self.next_slot[l] = int(np.argmin(keys))
+            self.next_slot[l] = np.argmin(keys, axis=-1)  # broadcasts the shared slot to every head
             x = self._finish_layer(l, x, attn)
         return self._logits(x), evicted
 
@@ -122,7 +133,7 @@ class ReferenceLongFlow:
             attn = np.einsum("hqs,hsd->qhd", p, np.repeat(v, g, 0))
             xs = np.stack([self._finish_layer(l, xs[t], attn[t]) for t in range(n)])
             self.k[l, :, :n], self.v[l, :, :n] = k, v
-            self.valid[l, :n] = True
-            self.position[l, :n] = np.arange(n)
+            self.valid[l, :, :n] = True
+            self.position[l, :, :n] = np.arange(n)
             self.next_slot[l] = n
         return self._logits(xs[-1])

@@ -14,9 +14,20 @@ from reference_model import ReferenceLongFlow
 _decode_step = jax.jit(decode_step, static_argnames=("cfg", "attn_impl"))
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_evicted_tokens_match_float64_rule_over_200_steps(tiny_models, arch, rng):
-    """Budget 16, 200 teacher-forced steps: every (step, layer) evicts the same token as the reference.
+def _our_view(buffer, kv_heads):
+    """Row 0 of the buffer as per-(layer, KV head) arrays: slot [L,H], position [L,H,S], valid [L,H,S]."""
+    slot = np.asarray(buffer.next_slot)[:, 0]
+    pos = np.asarray(buffer.position)[:, 0]
+    if not buffer.per_kv_head:
+        slot = np.repeat(slot[:, None], kv_heads, 1)
+        pos = np.repeat(pos[:, None], kv_heads, 1)
+    valid = np.repeat(np.asarray(buffer.valid)[:, 0, None], kv_heads, 1)
+    return slot, pos, valid
+
+
+@pytest.mark.parametrize("arch, per_head", [("llama", False), ("qwen2", False), ("llama", True)])
+def test_evicted_tokens_match_float64_rule_over_200_steps(tiny_models, arch, per_head, rng):
+    """Budget 16, 200 teacher-forced steps: every (step, layer[, KV head]) evicts the same token as the reference.
 
     Slots are compared through the token they hold (its position), which is
     independent of how each implementation lays out the prompt in the buffer.
@@ -24,47 +35,53 @@ def test_evicted_tokens_match_float64_rule_over_200_steps(tiny_models, arch, rng
     (relative 2e-6), both choices are correct; the reference then follows ours.
     """
     torch_model, m = tiny_models[arch]
-    budget, steps = 16, 200
+    budget, steps, hkv = 16, 200, m.cfg.num_kv_heads
     prompt = rng.integers(3, m.cfg.vocab_size, 7).tolist()
     fed = rng.integers(3, m.cfg.vocab_size, steps)
 
-    ref = ReferenceLongFlow(torch_model, budget)
+    ref = ReferenceLongFlow(torch_model, budget, per_head=per_head)
     ref_logits = ref.prefill(prompt)
     tokens = np.zeros((1, 16), np.int32)
     tokens[0, -len(prompt):] = prompt
     valid = np.zeros((1, 16), bool)
     valid[0, -len(prompt):] = True
-    state = start(m.params, jnp.asarray(tokens), jnp.asarray(valid), steps, 0, cfg=m.cfg, budget=budget)
+    state = start(m.params, jnp.asarray(tokens), jnp.asarray(valid), steps, 0, cfg=m.cfg, budget=budget,
+                  per_kv_head=per_head)
     np.testing.assert_allclose(np.asarray(state.logits[0]), ref_logits, rtol=1e-4, atol=1e-4)
     buffer = state.buffer
+    assert buffer.per_kv_head == per_head
 
-    resolved, ambiguous, evictions = 0, 0, 0
+    decisions, ambiguous, evictions = 0, 0, 0
     for step in range(steps):
         pos = len(prompt) + step
-        slot = np.asarray(buffer.next_slot)[:, 0]
-        held = np.asarray(buffer.position)[:, 0]
-        ours_evicted = [int(held[l, s]) if np.asarray(buffer.valid)[l, 0, s] else -1 for l, s in enumerate(slot)]
+        slot, held, held_valid = _our_view(buffer, hkv)
+        take = lambda a: np.take_along_axis(a, slot[..., None], axis=-1)[..., 0]  # noqa: E731
+        ours_evicted = np.where(take(held_valid), take(held), -1)  # [L, H]
         if step > 0:
             for l in range(m.cfg.num_layers):
-                keys = np.sort(ref.last_keys[l])
-                if keys[1] - keys[0] <= 2e-6 * max(abs(keys[1]), 1e-30):
-                    ambiguous += 1
-                    # Follow our (equally valid) choice.
-                    ref.next_slot[l] = int(np.flatnonzero(ref.position[l] == ours_evicted[l])[0]) \
-                        if ours_evicted[l] >= 0 else int(np.flatnonzero(~ref.valid[l])[0])
+                for r, keys in enumerate(ref.last_keys[l]):
+                    decisions += 1
+                    lo = np.sort(keys)
+                    if lo[1] - lo[0] <= 2e-6 * max(abs(lo[1]), 1e-30):
+                        ambiguous += 1  # follow our (equally valid) choice
+                        for j in (range(hkv) if len(ref.last_keys[l]) == 1 else [r]):
+                            e = ours_evicted[l, j]
+                            ref.next_slot[l, j] = np.flatnonzero(ref.position[l, j] == e)[0] if e >= 0 \
+                                else np.flatnonzero(~ref.valid[l, j])[0]
         logits_ref, ref_evicted = ref.step(int(fed[step]), pos)
-        assert ours_evicted == ref_evicted, (step, ours_evicted, ref_evicted)
-        evictions += sum(e >= 0 for e in ours_evicted)
-        resolved += m.cfg.num_layers
+        np.testing.assert_array_equal(ours_evicted, ref_evicted, err_msg=f"step {step}")
+        evictions += int((ours_evicted >= 0).sum())
         logits, buffer = _decode_step(m.params, buffer, jnp.asarray([fed[step]], jnp.int32), jnp.asarray([pos]),
                                       cfg=m.cfg, attn_impl="xla")
         np.testing.assert_allclose(np.asarray(logits[0]), logits_ref, rtol=1e-4, atol=1e-4)
-        # Held token sets agree after every step.
-        for l in range(m.cfg.num_layers):
-            ours_set = set(np.asarray(buffer.position)[l, 0][np.asarray(buffer.valid)[l, 0]].tolist())
-            assert ours_set == set(ref.position[l][ref.valid[l]].tolist())
-    assert evictions > 150 * m.cfg.num_layers  # the buffer was full almost all the time
-    assert ambiguous <= 0.05 * resolved, ambiguous
+        _, held, held_valid = _our_view(buffer, hkv)
+        for l in range(m.cfg.num_layers):  # held token sets agree after every step
+            for j in range(hkv):
+                assert set(held[l, j][held_valid[l, j]].tolist()) == set(ref.position[l, j][ref.valid[l, j]].tolist())
+    assert evictions > 150 * m.cfg.num_layers * hkv  # the buffer was full almost all the time
+    assert ambiguous <= 0.05 * decisions, ambiguous
+    if per_head:  # heads really chose differently (else the per-head path is untested)
+        assert len({tuple(h) for h in np.asarray(buffer.position)[0, 0]}) > 1
 
 
 def test_empty_slots_fill_first_and_buffer_never_grows(tiny_models, rng):
@@ -98,10 +115,11 @@ def test_no_eviction_when_budget_covers_everything(tiny_models, rng):
     _, m = tiny_models["llama"]
     prompts = [rng.integers(3, m.cfg.vocab_size, n).tolist() for n in (9, 4)]
     full = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy="full", attn_impl="xla")
-    lf = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy="longflow", budget=16 + 24, attn_impl="xla")
-    assert lf.tokens == full.tokens
-    for a, b in zip(lf.logprobs, full.logprobs):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for policy in ("longflow", "longflow-per-head"):
+        lf = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy=policy, budget=16 + 24, attn_impl="xla")
+        assert lf.tokens == full.tokens
+        for a, b in zip(lf.logprobs, full.logprobs):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     # And a tight budget really changes the computation (the test can fail).
     tight = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy="longflow", budget=4, attn_impl="xla")
     assert any(not np.allclose(a, b, atol=1e-4) for a, b in zip(tight.logprobs, full.logprobs))
