@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -198,24 +198,65 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if budget is not None and compression is not None:
         raise ValueError("give either budget or compression, not both")
+    context = cfg.max_position_embeddings
     if policy == "full":
         if budget is not None or compression is not None:
             raise ValueError("budget/compression apply to the longflow policies; policy 'full' sizes the buffer "
                              "to the padded prompt plus max_new_tokens itself")
+        if prompt_len + max_new_tokens > context:
+            raise ValueError(f"policy 'full' keeps every token: prompt ({prompt_len}) + max_new_tokens "
+                             f"({max_new_tokens}) must fit in the model's context ({context}); use a longflow policy "
+                             "to generate further with a fixed buffer")
         return prompt_bucket(prompt_len) + max_new_tokens
     if compression is not None:
-        if not 0 < compression < 1:
-            raise ValueError(f"compression must be in (0, 1) (fraction of tokens evicted), got {compression}")
+        if not _is_real(compression) or not 0 < compression < 1:
+            raise ValueError(f"compression must be a number in (0, 1) (fraction of tokens evicted), got {compression!r}")
         budget = max(2, int(round((1 - compression) * (prompt_len + max_new_tokens))))
     if budget is None:
         raise ValueError(f"policy {policy!r} needs budget or compression")
-    if int(budget) != budget or not 2 <= budget <= cfg.max_position_embeddings:
-        raise ValueError(f"budget must be an integer in [2, {cfg.max_position_embeddings}] "
-                         f"(the model's context), got {budget}")
+    if not _is_int(budget) or not 2 <= budget <= context:
+        raise ValueError(f"budget must be an integer in [2, {context}] (the model's context), got {budget!r}")
     return int(budget)
 
 
-def _pad_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig):
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) \
+        and np.isfinite(x)
+
+
+def _check_token_rows(rows, name: str, cfg: ModelConfig) -> list[list[int]]:
+    """Validate a batch of token-id lists; return them as plain int lists.
+
+    Raises:
+      TypeError: not a sequence of sequences of integers (e.g. text, or a flat list of ids).
+      ValueError: ids outside the vocabulary.
+    """
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a list of token-id lists (one per batch row), got {type(rows).__name__}")
+    out = []
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)):
+            raise TypeError(f"{name}[{i}] is text; {name} must hold token ids: encode with the tokenizer first "
+                            "(e.g. model.tokenizer(text)['input_ids'])")
+        if not isinstance(row, (Sequence, np.ndarray)):
+            raise TypeError(f"{name}[{i}] must be a list of token ids, got {type(row).__name__} "
+                            f"(for one prompt pass [ids], not ids)")
+        arr = np.asarray(row)
+        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(f"{name}[{i}] must be a flat list of integer token ids, got dtype {arr.dtype}, "
+                            f"shape {arr.shape}")
+        bad = arr[(arr < 0) | (arr >= cfg.vocab_size)]
+        if bad.size:
+            raise ValueError(f"{name}[{i}] holds token ids outside [0, {cfg.vocab_size}): {bad[:5].tolist()}")
+        out.append(arr.astype(np.int64).tolist())
+    return out
+
+
+def _pad_prompts(prompts: list[list[int]], cfg: ModelConfig):
     if len(prompts) == 0:
         raise ValueError("prompts must hold at least one prompt (got an empty batch)")
     for i, p in enumerate(prompts):
@@ -224,9 +265,6 @@ def _pad_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig):
         if len(p) > cfg.max_position_embeddings:
             raise ValueError(f"prompt {i} has {len(p)} tokens, longer than the model's context "
                              f"({cfg.max_position_embeddings})")
-        bad = [t for t in p if not 0 <= int(t) < cfg.vocab_size]
-        if bad:
-            raise ValueError(f"prompt {i} holds token ids outside [0, {cfg.vocab_size}): {bad[:5]}")
     t = prompt_bucket(max(len(p) for p in prompts))
     tokens = np.zeros((len(prompts), t), np.int32)
     valid = np.zeros((len(prompts), t), bool)
@@ -234,6 +272,42 @@ def _pad_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig):
         tokens[i, t - len(p):] = p
         valid[i, t - len(p):] = True
     return tokens, valid
+
+
+def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl):
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    if not _is_int(min_new_tokens) or not 0 <= min_new_tokens <= max_new_tokens:
+        raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], "
+                         f"got {min_new_tokens!r}")
+    if not _is_int(chunk) or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    if sampling is not None and not isinstance(sampling, SamplingParams):
+        raise TypeError(f"sampling must be a SamplingParams (SamplingParams.create(...)), got {type(sampling).__name__}")
+    if isinstance(stop_ids, (int, np.integer)):
+        stop_ids = (stop_ids,)
+    if stop_ids is None or not all(_is_int(s) for s in stop_ids):
+        raise TypeError(f"stop_ids must be a sequence of integer token ids, got {stop_ids!r}")
+    if not _is_int(seed) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
+    check_attn_impl(attn_impl)
+    return tuple(int(s) for s in stop_ids)
+
+
+def check_attn_impl(attn_impl: str) -> None:
+    """Reject an attention implementation the current backend cannot run (before any compile).
+
+    Raises:
+      ValueError: unknown name, ``"triton"`` without a GPU, ``"mosaic"`` without a TPU.
+    """
+    allowed = ("auto", "xla", "triton", "mosaic")
+    if attn_impl not in allowed:
+        raise ValueError(f"attn_impl must be one of {allowed}, got {attn_impl!r}")
+    backend = jax.default_backend()
+    if attn_impl == "triton" and backend != "gpu":
+        raise ValueError(f"attn_impl='triton' needs a CUDA GPU; this backend is {backend!r} (use 'auto' or 'xla')")
+    if attn_impl == "mosaic" and backend != "tpu":
+        raise ValueError(f"attn_impl='mosaic' needs a TPU; this backend is {backend!r} (use 'auto' or 'xla')")
 
 
 def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
@@ -266,21 +340,22 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       :class:`GenerationResult`.
 
     Raises:
-      ValueError: empty batch or prompt, prompt longer than the context,
-        bad budget/compression/policy, max_new_tokens < 1, chunk < 1.
+      TypeError: prompts (or forced) not lists of integer token ids, e.g. text
+        or a flat list; sampling not a SamplingParams; stop_ids not integers.
+      ValueError: empty batch or prompt, prompt longer than the context, token
+        ids outside the vocabulary, bad budget/compression/policy,
+        max_new_tokens < 1, min_new_tokens outside [0, max_new_tokens],
+        chunk < 1, seed outside [0, 2**31), attn_impl the backend cannot run.
     """
-    if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens}")
-    if not 0 <= min_new_tokens <= max_new_tokens:
-        raise ValueError(f"min_new_tokens must be in [0, max_new_tokens={max_new_tokens}], got {min_new_tokens}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl)
+    prompts = _check_token_rows(prompts, "prompts", cfg)
     tokens, valid = _pad_prompts(prompts, cfg)
-    budget = resolve_budget(cfg, policy, tokens.shape[1], max_new_tokens, budget, compression)
+    budget = resolve_budget(cfg, policy, max(len(p) for p in prompts), max_new_tokens, budget, compression)
     sampling = sampling or SamplingParams.create(temperature=0.0)
     b = len(prompts)
     forced_all = np.full((b, max_new_tokens + chunk), -1, np.int32)
     if forced is not None:
+        forced = _check_token_rows(forced, "forced", cfg)
         if len(forced) != b:
             raise ValueError(f"forced must have one continuation per prompt ({b}), got {len(forced)}")
         for i, f in enumerate(forced):
@@ -296,7 +371,6 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     buffer_bytes = state.buffer.nbytes
     out_tok, out_lp = [], []
     steps = 0
-    stop_ids = tuple(int(s) for s in stop_ids)
     while steps < max_new_tokens:
         state, tok, lp = decode_chunk(params, state, jnp.asarray(forced_all[:, steps: steps + chunk]), sampling,
                                       cfg=cfg, stop_ids=stop_ids, attn_impl=attn_impl)
@@ -337,14 +411,12 @@ def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]
     Raises:
       ValueError: as :func:`generate`, and an empty continuation.
     """
+    continuations = _check_token_rows(continuations, "continuations", cfg)
     if len(continuations) != len(prompts):
         raise ValueError(f"continuations must have one entry per prompt ({len(prompts)}), got {len(continuations)}")
     for i, c in enumerate(continuations):
         if len(c) == 0:
             raise ValueError(f"continuation {i} is empty")
-        bad = [t for t in c if not 0 <= int(t) < cfg.vocab_size]
-        if bad:
-            raise ValueError(f"continuation {i} holds token ids outside [0, {cfg.vocab_size}): {bad[:5]}")
     n = max(len(c) for c in continuations)
     res = generate(params, cfg, prompts, max_new_tokens=n, policy=policy, budget=budget,
                    compression=compression, forced=continuations, chunk=chunk, attn_impl=attn_impl)

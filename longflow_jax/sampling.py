@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 
@@ -42,14 +43,17 @@ class SamplingParams:
         Raises:
           ValueError: temperature < 0, top_k < 0, top_p outside (0, 1], repetition_penalty <= 0.
         """
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if int(top_k) != top_k or top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0 (0 disables), got {top_k}")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        if not repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 disables), got {repetition_penalty}")
+        def finite(x):
+            return isinstance(x, (int, float, np.integer, np.floating)) and np.isfinite(x)
+
+        if not finite(temperature) or not temperature >= 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+        if not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 disables), got {top_k!r}")
+        if not finite(top_p) or not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        if not finite(repetition_penalty) or not repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be a finite number > 0 (1 disables), got {repetition_penalty!r}")
         if do_sample is None:
             do_sample = temperature > 0
         if do_sample and temperature == 0:

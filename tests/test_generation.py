@@ -108,8 +108,16 @@ def test_warpers_match_transformers_logits_processors(rng):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(budget=1), "budget must be an integer in \\[2, 512\\]"),
     (dict(budget=513), "budget must be an integer in \\[2, 512\\]"),
-    (dict(budget=None, compression=1.0), "compression must be in \\(0, 1\\)"),
-    (dict(budget=None, compression=0.0), "compression must be in \\(0, 1\\)"),
+    (dict(budget=None, compression=1.0), "compression must be a number in \\(0, 1\\)"),
+    (dict(budget=None, compression=0.0), "compression must be a number in \\(0, 1\\)"),
+    (dict(budget=None, compression=float("nan")), "compression must be a number in \\(0, 1\\)"),
+    (dict(budget="64"), "budget must be an integer in \\[2, 512\\].*'64'"),
+    (dict(policy="full", budget=None, max_new_tokens=600), "must fit in the model's context \\(512\\)"),
+    (dict(max_new_tokens=4.0), "max_new_tokens must be an integer >= 1"),
+    (dict(seed=2**40), "seed must be an integer in \\[0, 2\\*\\*31 - 1\\]"),
+    (dict(attn_impl="triton"), "needs a CUDA GPU"),
+    (dict(attn_impl="mosaic"), "needs a TPU"),
+    (dict(forced=[[10**6]]), "forced\\[0\\] holds token ids outside"),
     (dict(policy="h2o"), "policy must be one of"),
     (dict(policy="full"), "policy 'full' sizes the buffer"),
     (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
@@ -120,18 +128,53 @@ def test_warpers_match_transformers_logits_processors(rng):
 ])
 def test_bad_generate_arguments_fail_early(tiny_models, kwargs, match):
     _, m = tiny_models["llama"]
-    args = dict(prompts=[[5, 6, 7]], max_new_tokens=4, budget=8)
+    args = dict(prompts=[[5, 6, 7]], max_new_tokens=4, budget=8, attn_impl="xla")
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        G.generate(m.params, m.cfg, args.pop("prompts"), attn_impl="xla", **args)
+        G.generate(m.params, m.cfg, args.pop("prompts"), **args)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(temperature=-0.1), "temperature must be >= 0"),
+    (dict(prompts=["w5 w6"]), "prompts\\[0\\] is text"),
+    (dict(prompts=["123"]), "prompts\\[0\\] is text"),
+    (dict(prompts=[5, 6, 7]), "for one prompt pass \\[ids\\], not ids"),
+    (dict(prompts="w5 w6"), "prompts must be a list of token-id lists"),
+    (dict(prompts=[[5, 2.5]]), "integer token ids"),
+    (dict(sampling={"temperature": 1.0}), "sampling must be a SamplingParams"),
+    (dict(stop_ids=None), "stop_ids must be a sequence of integer"),
+])
+def test_wrong_types_get_clear_type_errors(tiny_models, kwargs, match):
+    _, m = tiny_models["llama"]
+    args = dict(prompts=[[5, 6, 7]], max_new_tokens=4, budget=8, attn_impl="xla")
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=match):
+        G.generate(m.params, m.cfg, args.pop("prompts"), **args)
+
+
+def test_numpy_prompts_and_scalar_stop_id_are_accepted(tiny_models, rng):
+    _, m = tiny_models["llama"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 6)
+    a = G.generate(m.params, m.cfg, [prompt], max_new_tokens=5, budget=8, stop_ids=2, attn_impl="xla")
+    b = G.generate(m.params, m.cfg, [prompt.tolist()], max_new_tokens=5, budget=8, stop_ids=(2,), attn_impl="xla")
+    assert a.tokens == b.tokens
+
+
+def test_compression_uses_real_prompt_length(tiny_models):
+    _, m = tiny_models["llama"]
+    # 39-token prompt (bucket 64) + 4 new tokens, 80% evicted: 0.2 * 43 = 8.6 -> 9 slots.
+    assert G.resolve_budget(m.cfg, "longflow", 39, 4, compression=0.8) == 9
+    res = G.generate(m.params, m.cfg, [list(range(3, 42))], max_new_tokens=4, compression=0.8, attn_impl="xla")
+    assert res.budget == 9
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(temperature=-0.1), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
+    (dict(repetition_penalty=float("nan")), "repetition_penalty must be a finite number > 0"),
     (dict(top_p=0.0), "top_p must be in \\(0, 1\\]"),
     (dict(top_p=1.5), "top_p must be in \\(0, 1\\]"),
     (dict(top_k=-1), "top_k must be an integer >= 0"),
-    (dict(repetition_penalty=0.0), "repetition_penalty must be > 0"),
+    (dict(repetition_penalty=0.0), "repetition_penalty must be a finite number > 0"),
 ])
 def test_bad_sampling_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
