@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -27,14 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--prompt", help="a single prompt (streams the answer)")
     src.add_argument("--prompt-file", help="text file holding one prompt")
     src.add_argument("--jsonl", help="JSON-lines file, one prompt per line (see --field)")
-    p.add_argument("--field", default="question", help="field of each --jsonl record holding the prompt (default: question)")
+    p.add_argument("--field", help="field of each --jsonl record holding the prompt (default: question)")
     p.add_argument("--limit", type=int, help="use only the first N records of --jsonl")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow)")
     size.add_argument("--compression", type=float, help="fraction of prompt+output tokens evicted, in (0, 1), e.g. 0.8")
     p.add_argument("--policy", choices=("longflow", "longflow-per-head", "full"), default="longflow",
                    help="longflow: one eviction per layer (paper default); longflow-per-head: one per KV head; "
-                        "full: keep every token")
+                        "full: keep every token (prompt + max-new-tokens must fit the model's context). "
+                        "The longflow policies may generate past the model's context: positions keep counting "
+                        "(RoPE extrapolation) while the buffer stays fixed")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--min-new-tokens", type=int, default=0, help="suppress stop tokens until this many were generated")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -43,68 +45,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 0; 1 disables")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2**31 - 1]")
     p.add_argument("--attn-impl", choices=("auto", "xla", "triton", "mosaic"), default="auto")
     p.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (default: apply the chat template)")
     p.add_argument("--system", help="optional system message for the chat template")
-    p.add_argument("--output", help="write one JSON record per prompt to this JSON-lines file")
+    p.add_argument("--output", help="write one JSON record per prompt to this JSON-lines file (replaced when the "
+                                    "run completes; an interrupted run leaves FILE.partial)")
     return p
 
 
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     """Reject bad values before anything heavy (model load, compile) starts."""
+    finite = math.isfinite
     if a.policy == "full" and (a.budget is not None or a.compression is not None):
         p.error("--budget/--compression apply to the longflow policies; --policy full keeps every token")
     if a.budget is not None and a.budget < 2:
         p.error(f"--budget must be >= 2, got {a.budget}")
-    if a.compression is not None and not 0 < a.compression < 1:
+    if a.compression is not None and not (finite(a.compression) and 0 < a.compression < 1):
         p.error(f"--compression must be in (0, 1) (fraction evicted), got {a.compression}")
     if a.max_new_tokens < 1:
         p.error(f"--max-new-tokens must be >= 1, got {a.max_new_tokens}")
     if not 0 <= a.min_new_tokens <= a.max_new_tokens:
         p.error(f"--min-new-tokens must be in [0, --max-new-tokens], got {a.min_new_tokens}")
-    if a.temperature < 0:
-        p.error(f"--temperature must be >= 0 (0 = greedy), got {a.temperature}")
+    if not (finite(a.temperature) and a.temperature >= 0):
+        p.error(f"--temperature must be a finite number >= 0 (0 = greedy), got {a.temperature}")
     if a.top_k < 0:
         p.error(f"--top-k must be >= 0 (0 disables), got {a.top_k}")
     if not 0 < a.top_p <= 1:
         p.error(f"--top-p must be in (0, 1], got {a.top_p}")
-    if a.repetition_penalty <= 0:
-        p.error(f"--repetition-penalty must be > 0, got {a.repetition_penalty}")
+    if not (finite(a.repetition_penalty) and a.repetition_penalty > 0):
+        p.error(f"--repetition-penalty must be a finite number > 0, got {a.repetition_penalty}")
     if a.batch_size < 1:
         p.error(f"--batch-size must be >= 1, got {a.batch_size}")
+    if not 0 <= a.seed < 2**31:
+        p.error(f"--seed must be in [0, 2**31 - 1], got {a.seed}")
+    if a.jsonl is None and (a.limit is not None or a.field is not None):
+        p.error("--limit and --field apply to --jsonl only")
     if a.limit is not None and a.limit < 1:
         p.error(f"--limit must be >= 1, got {a.limit}")
+    if a.no_chat_template and a.system is not None:
+        p.error("--system needs the chat template; drop --no-chat-template")
     if a.model is not None and not Path(a.model).exists():
         p.error(f"--model {a.model}: no such file or folder")
-    if a.output is not None and not Path(a.output).resolve().parent.is_dir():
-        p.error(f"--output {a.output}: folder does not exist")
+    if a.output is not None:
+        out = Path(a.output)
+        if not a.output or out.is_dir():
+            p.error(f"--output {a.output!r}: give a file name, not a folder")
+        if not out.resolve().parent.is_dir():
+            p.error(f"--output {a.output}: folder does not exist")
+    from longflow_jax.decode_loop import check_attn_impl
+
+    try:
+        check_attn_impl(a.attn_impl)
+    except ValueError as e:
+        p.error(f"--attn-impl: {e}")
+
+
+def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        p.error(f"{flag} {path}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        p.error(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start})")
 
 
 def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str]:
     if a.prompt is not None:
         prompts = [a.prompt]
     elif a.prompt_file is not None:
-        try:
-            prompts = [Path(a.prompt_file).read_text()]
-        except OSError as e:
-            p.error(f"--prompt-file {a.prompt_file}: {e.strerror}")
+        prompts = [_read_text(p, "--prompt-file", a.prompt_file)]
     else:
+        field = a.field or "question"
         prompts = []
-        try:
-            lines = Path(a.jsonl).read_text().splitlines()
-        except OSError as e:
-            p.error(f"--jsonl {a.jsonl}: {e.strerror}")
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {e.msg}")
-            if not isinstance(rec, dict) or a.field not in rec:
-                p.error(f"--jsonl {a.jsonl} line {n} has no field {a.field!r} (set --field)")
-            prompts.append(str(rec[a.field]))
+            if not isinstance(rec, dict) or field not in rec:
+                p.error(f"--jsonl {a.jsonl} line {n} has no field {field!r} (set --field)")
+            if not isinstance(rec[field], str):
+                p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} must be a string, "
+                        f"got {type(rec[field]).__name__}")
+            prompts.append(rec[field])
             if a.limit is not None and len(prompts) >= a.limit:
                 break
         if not prompts:
@@ -130,6 +156,54 @@ def _fmt_bytes(n: float) -> str:
         n /= 1024
 
 
+class _Streamer:
+    """Prints row 0's text as chunks arrive, holding back an incomplete UTF-8 character."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+
+    def __call__(self, tokens) -> None:
+        self.ids.extend(int(t) for t in tokens[0] if t >= 0)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        # A multi-byte character split across chunks decodes as U+FFFD until its last byte arrives.
+        stable = len(text.rstrip("\ufffd"))
+        print(text[self.shown: stable], end="", flush=True)
+        self.shown = max(self.shown, stable)
+
+    def finish(self) -> None:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        print(text[self.shown:], flush=True)
+
+
+class _RecordWriter:
+    """JSON lines written to FILE.partial as batches finish, renamed to FILE when the run completes."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+        self.partial = self.path.with_name(self.path.name + ".partial") if self.path else None
+        self.file = open(self.partial, "w", encoding="utf-8") if self.partial else None
+
+    def write(self, records: list[dict]) -> None:
+        if self.file is None:
+            for r in records:
+                print(json.dumps(r, ensure_ascii=False))
+            return
+        for r in records:
+            self.file.write(json.dumps(r, ensure_ascii=False) + "\n")
+        self.file.flush()
+
+    def close(self, complete: bool) -> None:
+        if self.file is None:
+            return
+        self.file.close()
+        if complete:
+            os.replace(self.partial, self.path)
+        elif self.partial.stat().st_size == 0:
+            self.partial.unlink()
+        else:
+            print(f"interrupted: finished records kept in {self.partial}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -139,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy imports only after the arguments are known to be good.
     from tqdm.auto import tqdm
 
+    from longflow_jax.config import UnsupportedModelError
     from longflow_jax.decode_loop import generate, resolve_budget
     from longflow_jax.loading import ModelLoadError, load_model
-    from longflow_jax.config import UnsupportedModelError
     from longflow_jax.sampling import SamplingParams
 
     sampling = SamplingParams.create(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
@@ -151,63 +225,64 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelLoadError, UnsupportedModelError) as e:
         parser.error(f"--model: {e}")
     tok = model.tokenizer
+    context = model.cfg.max_position_embeddings
     encoded = [_encode(tok, t, not a.no_chat_template, a.system) for t in prompts]
     budget = a.budget if (a.budget is not None or a.compression is not None or a.policy == "full") else 128
     for i, ids in enumerate(encoded):
-        if len(ids) > model.cfg.max_position_embeddings:
-            parser.error(f"prompt {i} has {len(ids)} tokens, longer than the model's context "
-                         f"({model.cfg.max_position_embeddings})")
+        if len(ids) > context:
+            parser.error(f"prompt {i} has {len(ids)} tokens, longer than the model's context ({context})")
     try:  # validate budget against the model before compiling anything
-        resolve_budget(model.cfg, a.policy, max(map(len, encoded)), a.max_new_tokens, budget, a.compression)
+        for start in range(0, len(encoded), a.batch_size):
+            longest = max(map(len, encoded[start: start + a.batch_size]))
+            resolve_budget(model.cfg, a.policy, longest, a.max_new_tokens, budget, a.compression)
     except ValueError as e:
         parser.error(str(e))
+    if max(map(len, encoded)) + a.max_new_tokens > context:
+        print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
+              "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
 
     stream = len(encoded) == 1
-    records, totals = [], {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0}
+    writer = _RecordWriter(a.output)
+    totals = {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0, "evicted": False}
+    budgets, last = set(), None
     bar = None if stream else tqdm(total=len(encoded), desc="prompts", unit="prompt", file=sys.stderr)
-    last = None
-    for start in range(0, len(encoded), a.batch_size):
-        batch = encoded[start: start + a.batch_size]
-        printed = {"ids": [], "text": ""}
-
-        def on_chunk(tokens, printed=printed):
-            if not stream:
-                return
-            printed["ids"].extend(int(t) for t in tokens[0] if t >= 0)
-            text = tok.decode(printed["ids"], skip_special_tokens=True)
-            print(text[len(printed["text"]):], end="", flush=True)
-            printed["text"] = text
-
-        res = generate(model.params, model.cfg, batch, max_new_tokens=a.max_new_tokens, policy=a.policy,
-                       budget=budget, compression=a.compression, sampling=sampling, stop_ids=model.stop_ids,
-                       seed=a.seed + start, min_new_tokens=a.min_new_tokens, attn_impl=a.attn_impl, on_chunk=on_chunk)
-        last = res
-        totals["prompt"] += sum(res.prompt_tokens)
-        totals["generated"] += res.generated_tokens
-        totals["prefill_s"] += res.prefill_seconds
-        totals["decode_s"] += res.decode_seconds
-        for j, ids in enumerate(res.tokens):
-            records.append({"index": start + j, "prompt": prompts[start + j],
-                            "completion": tok.decode(ids, skip_special_tokens=True),
-                            "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids)})
+    complete = False
+    try:
+        for start in range(0, len(encoded), a.batch_size):
+            batch = encoded[start: start + a.batch_size]
+            streamer = _Streamer(tok) if stream else None
+            res = generate(model.params, model.cfg, batch, max_new_tokens=a.max_new_tokens, policy=a.policy,
+                           budget=budget, compression=a.compression, sampling=sampling, stop_ids=model.stop_ids,
+                           seed=a.seed + start, min_new_tokens=a.min_new_tokens, attn_impl=a.attn_impl,
+                           on_chunk=streamer)
+            if streamer is not None:
+                streamer.finish()
+            last = res
+            budgets.add(res.budget)
+            totals["prompt"] += sum(res.prompt_tokens)
+            totals["generated"] += res.generated_tokens
+            totals["prefill_s"] += res.prefill_seconds
+            totals["decode_s"] += res.decode_seconds
+            totals["evicted"] |= res.evicted
+            writer.write([{"index": start + j, "prompt": prompts[start + j],
+                           "completion": tok.decode(ids, skip_special_tokens=True),
+                           "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids),
+                           "policy": a.policy, "budget": res.budget}
+                          for j, ids in enumerate(res.tokens)])
+            if bar is not None:
+                bar.update(len(batch))
+        complete = True
+    finally:
+        writer.close(complete)
         if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
-    if stream:
-        print()
-    if a.output:
-        # Write to a temporary file first so a failure never leaves half a file.
-        out = Path(a.output)
-        fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=out.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, out)
+            bar.close()
 
+    span = f"{min(budgets)}-{max(budgets)}" if len(budgets) > 1 else str(last.budget)
     print("\n--- summary ---", file=sys.stderr)
     print(f"model            {model.source}", file=sys.stderr)
-    print(f"policy           {a.policy}, budget {last.budget} slots/layer", file=sys.stderr)
+    print(f"policy           {a.policy}, budget {span} slots/layer"
+          + ("" if totals["evicted"] or a.policy == "full" else " (prompt + output fit: nothing was evicted)"),
+          file=sys.stderr)
     print(f"prompt tokens    {totals['prompt']}", file=sys.stderr)
     print(f"generated tokens {totals['generated']}", file=sys.stderr)
     print(f"prefill          {totals['prompt'] / max(totals['prefill_s'], 1e-9):.1f} tokens/s "
@@ -216,9 +291,6 @@ def main(argv: list[str] | None = None) -> int:
           f"({totals['decode_s']:.2f} s, compile included)", file=sys.stderr)
     print(f"KV buffer        {_fmt_bytes(last.buffer_bytes)} (fixed) vs full cache "
           f"{_fmt_bytes(last.full_cache_bytes)} for the last batch", file=sys.stderr)
-    if not stream and not a.output:
-        for r in records:
-            print(json.dumps(r))
     return 0
 
 

@@ -179,6 +179,11 @@ class GenerationResult:
         """Total tokens emitted over all rows."""
         return sum(len(t) for t in self.tokens)
 
+    @property
+    def evicted(self) -> bool:
+        """Whether some row held more tokens (prompt + fed outputs) than the buffer has slots."""
+        return any(p + len(t) > self.budget for p, t in zip(self.prompt_tokens, self.tokens))
+
 
 def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_tokens: int,
                    budget: int | None = None, compression: float | None = None) -> int:

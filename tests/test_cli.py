@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import make_tiny_checkpoint
@@ -35,6 +36,9 @@ def test_jsonl_batch_writes_one_record_per_prompt(model_dir, tmp_path, capsys):
     assert [r["index"] for r in records] == [0, 1, 2]
     assert all(r["generated_tokens"] == 12 for r in records)
     assert "generated tokens 36" in stderr and "budget 8 slots/layer" in stderr
+    assert all(r["budget"] == 8 and r["policy"] == "longflow" for r in records)
+    assert not (tmp_path / "out.jsonl.partial").exists()
+    assert out.stat().st_mode & 0o044  # readable by group/others under the default umask
     assert "tokens/s" in stderr and "KV buffer" in stderr
 
 
@@ -52,7 +56,16 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--compression", "0"], "--compression must be in (0, 1)"),
     (["--policy", "h2o"], "invalid choice: 'h2o'"),
     (["--policy", "full", "--budget", "64"], "--policy full keeps every token"),
-    (["--temperature", "-1"], "--temperature must be >= 0"),
+    (["--compression", "nan"], "--compression must be in (0, 1)"),
+    (["--temperature", "-1"], "--temperature must be a finite number >= 0"),
+    (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
+    (["--repetition-penalty", "nan"], "--repetition-penalty must be a finite number > 0"),
+    (["--seed", "99999999999"], "--seed must be in [0, 2**31 - 1]"),
+    (["--limit", "3"], "--limit and --field apply to --jsonl only"),
+    (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
+    (["--output", ""], "give a file name, not a folder"),
+    (["--output", "/tmp"], "give a file name, not a folder"),
+    (["--attn-impl", "triton"], "--attn-impl: attn_impl='triton' needs a CUDA GPU"),
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--top-k", "-3"], "--top-k must be >= 0"),
     (["--batch-size", "0"], "--batch-size must be >= 1"),
@@ -79,6 +92,36 @@ def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys)
     assert not out.exists()  # nothing half-written
 
 
+def test_non_utf8_and_non_string_inputs(tmp_path, capsys):
+    bad = tmp_path / "q.txt"
+    bad.write_bytes(b"caf\xe9 au lait")
+    with pytest.raises(SystemExit):
+        main(["--prompt-file", str(bad)])
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": None}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["--jsonl", str(data)])
+    assert "field 'question' must be a string, got NoneType" in capsys.readouterr().err
+
+
+def test_streamer_holds_back_split_multibyte_characters(capsys):
+    """A character whose UTF-8 bytes straddle two chunks is printed once, whole."""
+    from longflow_jax.cli import _Streamer
+
+    class ByteTokenizer:  # token id = one UTF-8 byte, like a byte-level BPE's fallback tokens
+        def decode(self, ids, skip_special_tokens=True):
+            return bytes(ids).decode("utf-8", errors="replace")
+
+    text = "Wie viel ist 3·3? 答えは 🦆🦆"
+    data = list(text.encode())
+    streamer = _Streamer(ByteTokenizer())
+    for i in range(0, len(data), 5):  # chunks of 5 bytes split most multi-byte characters
+        streamer(np.array([data[i: i + 5]]))
+    streamer.finish()
+    assert capsys.readouterr().out == text + "\n"
+
+
 def test_jsonl_without_field(tmp_path, capsys):
     data = tmp_path / "q.jsonl"
     data.write_text(json.dumps({"problem": "x"}) + "\n")
@@ -98,3 +141,27 @@ def test_unsupported_architecture(model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--model", str(d), "--prompt", "w5"])
     assert "'GPT2LMHeadModel' is not supported" in capsys.readouterr().err
+
+
+def test_interrupted_run_keeps_finished_records_in_partial_file(model_dir, tmp_path, capsys, monkeypatch):
+    import longflow_jax.decode_loop as loop
+
+    real, calls = loop.generate, []
+
+    def flaky_generate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "generate", flaky_generate)
+    data = tmp_path / "q.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"w5 w{i}"}) for i in range(3, 7)))
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        main(["--model", str(model_dir), "--jsonl", str(data), "--batch-size", "2", "--budget", "8",
+              "--max-new-tokens", "3", "--attn-impl", "xla", "--output", str(out)])
+    assert not out.exists()
+    partial = [json.loads(line) for line in (tmp_path / "out.jsonl.partial").read_text().splitlines()]
+    assert [r["index"] for r in partial] == [0, 1]
+    assert "finished records kept in" in capsys.readouterr().err
