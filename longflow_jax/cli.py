@@ -176,16 +176,21 @@ class _Streamer:
 
 
 class _RecordWriter:
-    """JSON lines written to FILE.partial as batches finish, renamed to FILE when the run completes."""
+    """JSON lines written to FILE.partial as batches finish, renamed to FILE when the run completes.
 
-    def __init__(self, path: str | None):
+    Without a file, records go to stdout when ``echo`` (batches), nowhere when
+    the text was already streamed.
+    """
+
+    def __init__(self, path: str | None, echo: bool):
+        self.echo = echo
         self.path = Path(path) if path else None
         self.partial = self.path.with_name(self.path.name + ".partial") if self.path else None
         self.file = open(self.partial, "w", encoding="utf-8") if self.partial else None
 
     def write(self, records: list[dict]) -> None:
         if self.file is None:
-            for r in records:
+            for r in records if self.echo else ():
                 print(json.dumps(r, ensure_ascii=False))
             return
         for r in records:
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
 
     stream = len(encoded) == 1
-    writer = _RecordWriter(a.output)
+    writer = _RecordWriter(a.output, echo=not stream)
     totals = {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0, "evicted": False}
     budgets, last = set(), None
     bar = None if stream else tqdm(total=len(encoded), desc="prompts", unit="prompt", file=sys.stderr)

@@ -47,6 +47,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
                                 "--max-new-tokens", "10", "--attn-impl", "xla")
     assert code == 0
     assert len(stdout.split()) >= 5  # generated words were printed as they came
+    assert '"completion"' not in stdout  # streamed text only, no JSON record
     assert "generated tokens" in stderr
 
 
