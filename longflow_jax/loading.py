@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -88,7 +89,7 @@ def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> Loa
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
     if path.is_dir():
-        cfg, weights, tokenizer = _read_hf_folder(path)
+        cfg, weights, tokenizer = _read_hf_folder(path, np.dtype(dtypes[dtype]))
     elif path.suffix == ".gguf":
         cfg, weights, tokenizer = _read_gguf(path)
     else:
@@ -122,7 +123,7 @@ _HF_LAYER_NAMES = {
 }
 
 
-def _read_hf_folder(path: Path):
+def _read_hf_folder(path: Path, np_dtype: np.dtype):
     config_file = path / "config.json"
     if not config_file.is_file():
         raise ModelLoadError(f"{path} has no config.json")
@@ -131,18 +132,28 @@ def _read_hf_folder(path: Path):
     except (json.JSONDecodeError, KeyError) as e:
         raise ModelLoadError(f"{config_file} is not a valid model config: {e!r}") from e
     files = _safetensors_files(path)
-    tokenizer = _hf_tokenizer(path)
-    tensors = {}
+    tokenizer = _hf_tokenizer(path)  # before the (slow) weights: a bad tokenizer fails fast
     from safetensors import SafetensorError, safe_open
 
-    for f in files:
-        try:
-            with safe_open(str(f), framework="numpy") as sf:
-                for name in sf.keys():
-                    tensors[name] = sf.get_tensor(name)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ModelLoadError(f"weight file {f} is corrupt or unreadable: {e}") from e
-    return cfg, _hf_to_params(tensors, cfg), tokenizer
+    with contextlib.ExitStack() as stack:
+        handles = {}  # tensor name -> open file; tensors are read one at a time
+        for f in files:
+            try:
+                sf = stack.enter_context(safe_open(str(f), framework="numpy"))
+            except (SafetensorError, OSError, ValueError) as e:
+                raise ModelLoadError(f"weight file {f} is corrupt or unreadable: {e}") from e
+            handles.update(dict.fromkeys(sf.keys(), (f, sf)))
+
+        def read(name: str) -> np.ndarray:
+            if name not in handles:
+                raise ModelLoadError(f"weight {name} is missing from the checkpoint")
+            f, sf = handles[name]
+            try:
+                return sf.get_tensor(name)
+            except (SafetensorError, OSError, ValueError) as e:
+                raise ModelLoadError(f"weight file {f} is corrupt or unreadable ({name}): {e}") from e
+
+        return cfg, _hf_to_params(read, cfg, np_dtype), tokenizer
 
 
 def _safetensors_files(path: Path) -> list[Path]:
@@ -163,26 +174,40 @@ def _safetensors_files(path: Path) -> list[Path]:
     raise ModelLoadError(f"{path} has no model.safetensors nor model.safetensors.index.json")
 
 
-def _hf_to_params(tensors: dict, cfg: ModelConfig) -> dict:
-    def get(name):
-        if name not in tensors:
-            raise ModelLoadError(f"weight {name} is missing from the checkpoint")
-        return tensors[name]
+def _hf_to_params(read, cfg: ModelConfig, np_dtype: np.dtype) -> dict:
+    """Stacked ``[in, out]`` parameters in ``np_dtype``, filled tensor by tensor.
 
-    layers: dict[str, list] = {}
-    for i in range(cfg.num_layers):
-        for hf_name, ours in _HF_LAYER_NAMES.items():
-            full = f"model.layers.{i}.{hf_name}"
-            if full in tensors:
-                w = tensors[full]
-                layers.setdefault(ours, []).append(w.T if w.ndim == 2 else w)
-    params = {
-        "embed": get("model.embed_tokens.weight"),
-        "final_norm": get("model.norm.weight"),
-        "layers": {k: np.stack(v) for k, v in layers.items() if len(v) == cfg.num_layers},
-    }
+    Each stacked array is allocated once and filled in place, so peak host
+    memory stays near one copy of the model (plus one tensor) even for 8B
+    checkpoints.
+    """
+    from longflow_jax.model import param_shapes
+
+    shapes = param_shapes(cfg)
+    hf_names = {ours: hf for hf, ours in _HF_LAYER_NAMES.items()}
+
+    def fill(out: np.ndarray, w: np.ndarray, name: str) -> None:
+        w = w.T if w.ndim == 2 else w
+        if w.shape != out.shape:
+            raise ModelLoadError(f"weight {name} has shape {w.T.shape if w.ndim == 2 else w.shape}, "
+                                 f"expected {out.T.shape if out.ndim == 2 else out.shape} for this config")
+        out[...] = w
+
+    layers = {}
+    for ours, shape in shapes["layers"].items():
+        stacked = np.empty(shape, np_dtype)
+        for i in range(cfg.num_layers):
+            name = f"model.layers.{i}.{hf_names[ours]}"
+            fill(stacked[i], read(name), name)
+        layers[ours] = stacked
+    params = {"layers": layers}
+    for ours, name in (("embed", "model.embed_tokens.weight"), ("final_norm", "model.norm.weight")):
+        params[ours] = read(name).astype(np_dtype, copy=False)
+        if params[ours].shape != shapes[ours]:
+            raise ModelLoadError(f"weight {name} has shape {params[ours].shape}, expected {shapes[ours]}")
     if not cfg.tie_word_embeddings:
-        params["lm_head"] = get("lm_head.weight").T
+        params["lm_head"] = np.empty(shapes["lm_head"], np_dtype)
+        fill(params["lm_head"], read("lm_head.weight"), "lm_head.weight")
     return params
 
 

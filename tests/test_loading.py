@@ -78,6 +78,15 @@ def test_unsupported_rope_scaling_is_named(llama_dir, tmp_path):
         load_model(d)
 
 
+def test_weights_that_do_not_match_the_config(llama_dir, tmp_path):
+    d = _copy(llama_dir, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["intermediate_size"] = 96
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="mlp.gate_proj.weight has shape \\(128, 64\\), expected \\(96, 64\\)"):
+        load_model(d)
+
+
 def test_missing_weights(llama_dir, tmp_path):
     d = _copy(llama_dir, tmp_path)
     (d / "model.safetensors").unlink()
