@@ -317,7 +317,12 @@ def _undo_llama_permute(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 def _gguf_tokenizer(reader, meta: dict, arch: str):
     from transformers import PreTrainedTokenizerFast
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+
+    try:  # transformers 5.x
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import (GGUF_TOKENIZER_MAPPING,
+                                                                           convert_gguf_tokenizer)
+    except ImportError:  # transformers 4.x keeps the same torch-free pieces here
+        from transformers.integrations.ggml import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
 
     fields = {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
     grouped = {group: {name: fields[f"tokenizer.{key}"] for key, name in renames.items()
