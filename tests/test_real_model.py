@@ -71,3 +71,24 @@ def test_longflow_budget_128_generates_512_tokens(smollm2, full_cache_run):
     full_bytes_per_token = smollm2.cfg.kv_bytes_per_token(4)
     assert res.buffer_bytes < 1.1 * 128 * full_bytes_per_token
     assert res.tokens[0][:exact] == full.tokens[0][:exact]
+
+
+def test_runtime_needs_no_torch():
+    """Loading the GGUF (weights, tokenizer, chat template) and decoding work with PyTorch unimportable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from longflow_jax import load_model, generate\n"
+        "m = load_model()\n"
+        "ids = m.tokenizer.apply_chat_template([{'role': 'user', 'content': 'Hi'}], add_generation_prompt=True,"
+        " tokenize=False)\n"
+        "ids = m.tokenizer(ids, add_special_tokens=False)['input_ids']\n"
+        "r = generate(m.params, m.cfg, [ids], max_new_tokens=4, budget=64, attn_impl='xla')\n"
+        "assert len(r.tokens[0]) >= 1 and 'torch' not in {k for k, v in sys.modules.items() if v is not None}\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
