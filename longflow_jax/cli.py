@@ -90,7 +90,7 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.output is not None:
         out = Path(a.output)
         if not a.output or out.is_dir():
-            p.error(f"--output {a.output!r}: give a file name, not a folder")
+            p.error(f"--output {a.output!r}: give a file name" + (", not a folder" if a.output else ""))
         if not out.resolve().parent.is_dir():
             p.error(f"--output {a.output}: folder does not exist")
     from longflow_jax.decode_loop import check_attn_impl
@@ -156,6 +156,11 @@ def _fmt_bytes(n: float) -> str:
         n /= 1024
 
 
+def _decode(tokenizer, ids) -> str:
+    """Text of ``ids``; a multi-byte character cut off by max-new-tokens (trailing U+FFFD) is dropped."""
+    return tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
+
+
 class _Streamer:
     """Prints row 0's text as chunks arrive, holding back an incomplete UTF-8 character."""
 
@@ -171,8 +176,7 @@ class _Streamer:
         self.shown = max(self.shown, stable)
 
     def finish(self) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        print(text[self.shown:], flush=True)
+        print(_decode(self.tokenizer, self.ids)[self.shown:], flush=True)
 
 
 class _RecordWriter:
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             totals["decode_s"] += res.decode_seconds
             totals["evicted"] |= res.evicted
             writer.write([{"index": start + j, "prompt": prompts[start + j],
-                           "completion": tok.decode(ids, skip_special_tokens=True),
+                           "completion": _decode(tok, ids),
                            "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids),
                            "policy": a.policy, "budget": res.budget}
                           for j, ids in enumerate(res.tokens)])

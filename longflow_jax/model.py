@@ -142,7 +142,9 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
 
     Args:
       params: parameter pytree (``Decoder.params()``).
-      tokens: ``[batch, T]`` int32 prompt ids, left-padded.
+      tokens: ``[batch, T]`` int32 prompt ids, left-padded (padding first:
+        the last position must be every row's last prompt token; this is not
+        checked inside jit).
       key_valid: ``[batch, T]`` bool, False at padding.
       cfg: model configuration (static).
       budget: slots per layer (static), >= 2.  If ``T <= budget - 1`` every
@@ -156,7 +158,14 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
     Returns:
       logits: ``[batch, vocab]`` float32 at the last prompt position.
       buffer: :class:`KVBuffer` with ``budget`` slots.
+
+    Raises:
+      ValueError: (at trace time) tokens/key_valid not both ``[batch, T]``, budget < 2.
     """
+    if tokens.ndim != 2 or key_valid.shape != tokens.shape:
+        raise ValueError(f"tokens and key_valid must both be [batch, T]; got {tokens.shape} and {key_valid.shape}")
+    if budget < 2:
+        raise ValueError(f"budget must be >= 2 (one slot for the next token), got {budget}")
     b, t = tokens.shape
     positions = jnp.maximum(jnp.cumsum(key_valid.astype(jnp.int32), axis=1) - 1, 0)
     inv_freq = L.rope_inv_freq(cfg)

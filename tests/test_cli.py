@@ -64,7 +64,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--seed", "99999999999"], "--seed must be in [0, 2**31 - 1]"),
     (["--limit", "3"], "--limit and --field apply to --jsonl only"),
     (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
-    (["--output", ""], "give a file name, not a folder"),
+    (["--output", ""], "--output '': give a file name"),
     (["--output", "/tmp"], "give a file name, not a folder"),
     (["--attn-impl", "triton"], "--attn-impl: attn_impl='triton' needs a CUDA GPU"),
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
@@ -121,6 +121,11 @@ def test_streamer_holds_back_split_multibyte_characters(capsys):
         streamer(np.array([data[i: i + 5]]))
     streamer.finish()
     assert capsys.readouterr().out == text + "\n"
+    # Output cut inside the last character (max-new-tokens reached): the fragment is dropped.
+    cut = _Streamer(ByteTokenizer())
+    cut(np.array([data[:-2]]))
+    cut.finish()
+    assert capsys.readouterr().out == text[:-1] + "\n"
 
 
 def test_jsonl_without_field(tmp_path, capsys):

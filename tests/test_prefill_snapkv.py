@@ -57,3 +57,18 @@ def test_padded_rows_keep_all_real_tokens_and_no_padding(tiny_models, rng):
         assert v[l, 0].sum() == budget - 1
         assert sorted(pos[l, 1][v[l, 1]].tolist()) == list(range(12))  # positions count real tokens only
         assert (pos[l][~v[l]] == -1).all()
+
+
+def test_prefill_rejects_bad_shapes_and_budget(tiny_models):
+    import pytest
+
+    from longflow_jax.model import prefill
+
+    _, m = tiny_models["qwen2"]
+    tokens = jnp.ones((1, 16), jnp.int32)
+    with pytest.raises(ValueError, match="must both be \\[batch, T\\]"):
+        prefill(m.params, tokens, jnp.ones((1, 5), bool), cfg=m.cfg, budget=8)
+    with pytest.raises(ValueError, match="must both be \\[batch, T\\]"):
+        prefill(m.params, tokens[0], jnp.ones((16,), bool), cfg=m.cfg, budget=8)
+    with pytest.raises(ValueError, match="budget must be >= 2"):
+        prefill(m.params, tokens, jnp.ones((1, 16), bool), cfg=m.cfg, budget=1)
