@@ -35,7 +35,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from pallas_kernels import triton_decode  # noqa: E402
-from pallas_kernels.reference import longflow_attention_reference  # noqa: E402
+from pallas_kernels.reference import longflow_attention_reference, random_decode_inputs  # noqa: E402
 from pallas_kernels.xla import longflow_attention_xla  # noqa: E402
 
 Q_HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
@@ -62,19 +62,8 @@ def correctness(rng) -> bool:
     ok_all = True
     for b, hq, hkv, d, s, dt, mask, pkv in cases:
         try:
-            q = rng.standard_normal((b, hq, d)).astype(np.float32)
-            k = rng.standard_normal((b, hkv, s, d)).astype(np.float32)
-            v = rng.standard_normal((b, hkv, s, d)).astype(np.float32)
-            if mask == "all":
-                valid = np.ones((b, s), bool)
-            elif mask == "random":
-                valid = rng.random((b, s)) < 0.6
-            elif mask == "single":
-                valid = np.zeros((b, s), bool)
-                valid[np.arange(b), rng.integers(0, s, b)] = True
-            else:
-                valid = np.arange(s)[None, :] >= rng.integers(0, s, (b, 1))
-            qj, kj, vj = (jnp.asarray(x, dt) for x in (q, k, v))
+            qj, kj, vj, valid_j = random_decode_inputs(rng, b, hq, hkv, d, s, mask, dt)
+            valid = np.asarray(valid_j)
             cfg = triton_decode.plan_config(b, hkv, s, d, dt, **OVERRIDES)
             fn = jax.jit(lambda q, k, v, m: triton_decode.longflow_attention_triton(
                 q, k, v, m, scale=d ** -0.5, per_kv_head=pkv, config=cfg))

@@ -66,3 +66,30 @@ def longflow_attention_reference(q, k, v, valid, scale: float, per_kv_head: bool
         importance = contrib.sum(axis=1) / (q_heads * head_dim)
         slot = _eviction_slot(importance, valid)
     return out, slot, importance
+
+
+def random_decode_inputs(rng, batch, q_heads, kv_heads, head_dim, slots, mask, dtype):
+    """Fresh random (q, k, v, valid) as jax arrays in ``dtype`` for kernel checks and benchmarks.
+
+    ``mask``: "all" (every slot valid), "random" (~60% valid, at least one),
+    "single" (one valid slot per row) or "left_pad" (padding, then tokens).
+    """
+    import jax.numpy as jnp
+
+    q = rng.standard_normal((batch, q_heads, head_dim)).astype(np.float32)
+    k = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
+    v = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
+    if mask == "all":
+        valid = np.ones((batch, slots), bool)
+    elif mask == "random":
+        valid = rng.random((batch, slots)) < 0.6
+        valid[:, rng.integers(slots)] = True
+    elif mask == "single":  # all but one slot invalid
+        valid = np.zeros((batch, slots), bool)
+        valid[np.arange(batch), rng.integers(0, slots, batch)] = True
+    elif mask == "left_pad":
+        valid = np.arange(slots)[None, :] >= rng.integers(0, slots, (batch, 1))
+    else:
+        raise ValueError(mask)
+    qj, kj, vj = (jnp.asarray(x, dtype) for x in (q, k, v))
+    return qj, kj, vj, jnp.asarray(valid)

@@ -34,6 +34,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
+from pallas_kernels import _triton_compat as _compat
+
 _MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
 _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
 # Register budget of one loaded fp32 tile (elements): 8192 = 64 registers per
@@ -41,12 +43,7 @@ _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
 _TILE_ELEMS = 8192
 _MAX_STEP_SLOTS = 1024
 
-_load = getattr(pltriton, "load", None) or pl.load
-_store = getattr(pltriton, "store", None) or pl.store
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+_load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
 
 @dataclasses.dataclass(frozen=True)

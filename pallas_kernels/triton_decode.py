@@ -42,6 +42,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
+from pallas_kernels import _triton_compat as _compat
+
 from pallas_kernels.triton_combine import combine_partials
 
 # Same finite mask value as the XLA contract: a row with no valid slot gives
@@ -58,12 +60,7 @@ _NUM_SMS = 132
 _TARGET_PROGRAMS = 4 * _NUM_SMS
 _MAX_AUTO_SPLITS = 128
 
-_load = getattr(pltriton, "load", None) or pl.load
-_store = getattr(pltriton, "store", None) or pl.store
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+_load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,9 +58,10 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, per_kv_head: bool = 
     hkv = k.shape[1]
     g = hq // hkv
     qg = q.reshape(b, hkv, g, d).astype(jnp.float32)
-    # Full fp32 dots: XLA's default on GPU is TF32 (~1e-3 relative error),
-    # enough to flip eviction decisions between near-equal slots.
-    hi = jax.lax.Precision.HIGHEST
+    # fp32 inputs get full fp32 dots: XLA's default on GPU is TF32 (~1e-3
+    # relative error), enough to flip eviction decisions between near-equal
+    # slots.  bf16 inputs are exact in TF32, so they keep the fast default.
+    hi = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
     logits = jnp.einsum("bkgd,bksd->bkgs", qg, k.astype(jnp.float32), precision=hi) * scale
     mask = valid[:, None, None, :]
     logits = jnp.where(mask, logits, _MASK_VALUE)

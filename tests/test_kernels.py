@@ -19,7 +19,7 @@ import pytest
 
 from pallas_kernels import api, triton_decode
 from pallas_kernels.api import longflow_decode_attention
-from pallas_kernels.reference import longflow_attention_reference
+from pallas_kernels.reference import longflow_attention_reference, random_decode_inputs as make_inputs
 
 HAVE_MOSAIC = importlib.util.find_spec("pallas_kernels.mosaic_decode") is not None
 
@@ -72,26 +72,6 @@ def _case_id(c):
     hq, hkv = c["heads"]
     return (f"b{c['batch']}-h{hq}x{hkv}-d{c['head_dim']}-s{c['slots']}-{c['mask']}-"
             f"{c['dtype']}-{'pkv' if c['per_kv_head'] else 'seq'}")
-
-
-def make_inputs(rng, batch, q_heads, kv_heads, head_dim, slots, mask, dtype):
-    q = rng.standard_normal((batch, q_heads, head_dim)).astype(np.float32)
-    k = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
-    v = rng.standard_normal((batch, kv_heads, slots, head_dim)).astype(np.float32)
-    if mask == "all":
-        valid = np.ones((batch, slots), bool)
-    elif mask == "random":
-        valid = rng.random((batch, slots)) < 0.6
-        valid[:, rng.integers(slots)] = True
-    elif mask == "single":  # all but one slot invalid
-        valid = np.zeros((batch, slots), bool)
-        valid[np.arange(batch), rng.integers(0, slots, batch)] = True
-    elif mask == "left_pad":
-        valid = np.arange(slots)[None, :] >= rng.integers(0, slots, (batch, 1))
-    else:
-        raise ValueError(mask)
-    qj, kj, vj = (jnp.asarray(x, dtype) for x in (q, k, v))
-    return qj, kj, vj, jnp.asarray(valid)
 
 
 def _f32(x):
