@@ -51,33 +51,38 @@ class KVBuffer:
         return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(self))
 
 
-def write_token(k_buf, v_buf, valid, position, slot, k_new, v_new, pos_new):
-    """Scatter one token per sequence into its slot (one layer).
+def write_token(buffer: KVBuffer, layer, k_new, v_new, pos_new) -> KVBuffer:
+    """Scatter one token per sequence into layer ``layer``'s ``next_slot``, in place.
+
+    The whole stacked buffer is updated at ``[layer, row, :, slot]``: inside a
+    ``lax.scan`` over layers that carries the buffer, XLA performs this as an
+    in-place scatter, so a decode step moves one token's bytes, not a copy of
+    the layer (see ``model.decode_step``).
 
     Args:
-      k_buf, v_buf: ``[batch, kv_heads, budget, head_dim]``.
-      valid: ``[batch, budget]``.
-      position: ``[batch, budget]`` (``[batch, kv_heads, budget]`` per KV head).
-      slot: ``[batch]`` int32 target slot (``[batch, kv_heads]`` per KV head).
+      buffer: the stacked :class:`KVBuffer`.
+      layer: int32 scalar (may be traced).
       k_new, v_new: ``[batch, kv_heads, head_dim]``.
       pos_new: ``[batch]`` int32 token position.
     Returns:
-      The four updated arrays.
+      The updated buffer (``next_slot`` unchanged).
     """
-    rows = jnp.arange(k_buf.shape[0])
-    if slot.ndim == 2:
-        heads = jnp.arange(k_buf.shape[1])
-        idx = (rows[:, None], heads[None, :], slot)
-        k_buf = k_buf.at[idx].set(k_new.astype(k_buf.dtype), unique_indices=True)
-        v_buf = v_buf.at[idx].set(v_new.astype(v_buf.dtype), unique_indices=True)
-        position = position.at[idx].set(jnp.broadcast_to(pos_new[:, None], slot.shape), unique_indices=True)
+    slot = buffer.next_slot[layer]  # [batch] or [batch, kv_heads]
+    rows = jnp.arange(buffer.k.shape[1])
+    k_new, v_new = k_new.astype(buffer.k.dtype), v_new.astype(buffer.v.dtype)
+    if buffer.per_kv_head:
+        heads = jnp.arange(buffer.k.shape[2])
+        idx = (layer, rows[:, None], heads[None, :], slot)
+        position = buffer.position.at[idx].set(jnp.broadcast_to(pos_new[:, None], slot.shape),
+                                               unique_indices=True)
         # Every head holds the same number of tokens and empty slots are filled
         # lowest index first, so all heads share one validity mask: while a slot
         # is empty every head picks the same one.  Head 0's slot marks it.
-        valid = valid.at[rows, slot[:, 0]].set(True, unique_indices=True)
-        return k_buf, v_buf, valid, position
-    k_buf = k_buf.at[rows, :, slot].set(k_new.astype(k_buf.dtype), unique_indices=True)
-    v_buf = v_buf.at[rows, :, slot].set(v_new.astype(v_buf.dtype), unique_indices=True)
-    valid = valid.at[rows, slot].set(True, unique_indices=True)
-    position = position.at[rows, slot].set(pos_new, unique_indices=True)
-    return k_buf, v_buf, valid, position
+        valid = buffer.valid.at[layer, rows, slot[:, 0]].set(True, unique_indices=True)
+    else:
+        idx = (layer, rows, slice(None), slot)
+        valid = buffer.valid.at[layer, rows, slot].set(True, unique_indices=True)
+        position = buffer.position.at[layer, rows, slot].set(pos_new, unique_indices=True)
+    return buffer.replace(k=buffer.k.at[idx].set(k_new, unique_indices=True),
+                          v=buffer.v.at[idx].set(v_new, unique_indices=True),
+                          valid=valid, position=position)

@@ -242,21 +242,29 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
     scale = cfg.head_dim ** -0.5
     x = params["embed"][token]  # [B, E]
 
-    def layer(x, xs):
-        lp, k_buf, v_buf, valid, pos, slot = xs
+    def layer(carry, xs):
+        x, buf = carry
+        lp, i = xs
         h = L.rms_norm(x, lp["attn_norm"], cfg.rms_norm_eps)
         q, k, v = L.qkv_projection(h, lp, cfg, position, inv_freq)  # [B, H, D]
-        k_buf, v_buf, valid, pos = write_token(k_buf, v_buf, valid, pos, slot, k, v, position)
-        attn, next_slot = longflow_decode_attention(q, k_buf, v_buf, valid, scale=scale, impl=attn_impl,
-                                                    per_kv_head=buffer.per_kv_head)
+        buf = write_token(buf, i, k, v, position)
+        attn, next_slot = longflow_decode_attention(
+            q, buf.k, buf.v, buf.valid, scale=scale, layer=i, impl=attn_impl,
+            per_kv_head=buf.per_kv_head)
+        buf = buf.replace(next_slot=buf.next_slot.at[i].set(next_slot))
         x = x + L.output_projection(attn, lp, cfg)
         x = x + L.mlp(L.rms_norm(x, lp["mlp_norm"], cfg.rms_norm_eps), lp)
-        return x, (k_buf, v_buf, valid, pos, next_slot)
+        return (x, buf), None
 
-    xs = (params["layers"], buffer.k, buffer.v, buffer.valid, buffer.position, buffer.next_slot)
-    x, (k, v, valid, pos, next_slot) = jax.lax.scan(layer, x, xs)
+    # The buffer rides in the scan carry and every layer updates and reads it
+    # in place (write_token scatters into the stacked arrays; the attention
+    # reads layer i of them).  As scan xs/ys instead, XLA re-stacked each
+    # layer's K/V into a new array every step: a full copy of the cache per
+    # token (benchmarks/NOTES.md, "decode step").
+    layer_ids = jnp.arange(cfg.num_layers, dtype=jnp.int32)
+    (x, buffer), _ = jax.lax.scan(layer, (x, buffer), (params["layers"], layer_ids))
     logits = L.lm_logits(x, params, cfg)
-    return logits, KVBuffer(k=k, v=v, valid=valid, position=pos, next_slot=next_slot)
+    return logits, buffer
 
 
 def empty_buffer(cfg: ModelConfig, batch: int, budget: int, dtype, per_kv_head: bool = False) -> KVBuffer:

@@ -7,24 +7,54 @@ the offending argument and what is allowed.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 IMPLS = ("auto", "xla", "triton", "mosaic")
 FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
-def validate_decode_args(q, k, v, valid, *, scale, impl) -> None:
+def _check_layer(layer, k, valid) -> None:
+    """Checks ``layer`` (int scalar) against the stacked buffer's leading axis."""
+    layers = k.shape[0]
+    if valid.shape[:1] != (layers,):
+        raise ValueError(f"with layer=, valid must be [layers, batch, slots] with layers = "
+                         f"{layers} (k's leading axis), got shape {tuple(valid.shape)}")
+    shape = getattr(layer, "shape", ())
+    dtype = getattr(layer, "dtype", None)
+    if isinstance(layer, bool) or shape != () or (
+            dtype is not None and not jnp.issubdtype(dtype, jnp.integer)) or (
+            dtype is None and not isinstance(layer, int)):
+        raise ValueError(f"layer must be an integer scalar, got {layer!r}")
+    if isinstance(layer, int) and not 0 <= layer < layers:
+        raise ValueError(f"layer must be in [0, {layers}) (k's leading axis), got {layer}")
+
+
+def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
     """Checks shapes, dtypes and options; raises ValueError on the first problem.
 
-    Args: as ``pallas_kernels.api.longflow_decode_attention``.
+    Args: as ``pallas_kernels.api.longflow_decode_attention``.  With ``layer``
+    given, ``k``/``v``/``valid`` carry a leading ``layers`` axis, checked
+    here and then dropped for the per-layer checks.
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    for name, x, ndim in (("q", q, 3), ("k", k, 4), ("v", v, 4), ("valid", valid, 2)):
+    stacked = layer is not None
+    for name, x, ndim in (("q", q, 3), ("k", k, 4 + stacked), ("v", v, 4 + stacked),
+                          ("valid", valid, 2 + stacked)):
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             raise ValueError(f"{name} must be an array, got {type(x).__name__}")
         if x.ndim != ndim:
-            raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+            what = " (layer= given: stacked [layers, ...] buffer)" if stacked else ""
+            raise ValueError(f"{name} must have {ndim} dimensions{what}, got shape "
+                             f"{tuple(x.shape)}")
+    if stacked:
+        _check_layer(layer, k, valid)
+        if k.shape != v.shape:
+            raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
+                             f"and v {tuple(v.shape)}")
+        k = v = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)
+        valid = jax.ShapeDtypeStruct(valid.shape[1:], valid.dtype)
     batch, q_heads, head_dim = q.shape
     if k.shape != v.shape:
         raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "

@@ -13,6 +13,7 @@ import importlib
 import warnings
 
 import jax
+import jax.numpy as jnp
 
 from pallas_kernels import triton_decode
 from pallas_kernels._validation import validate_decode_args
@@ -43,7 +44,7 @@ def _triton_unsupported_reason(q, k) -> str | None:
     return None
 
 
-def longflow_decode_attention(q, k, v, valid, *, scale, impl="auto", per_kv_head=False,
+def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto", per_kv_head=False,
                               return_importance=False, interpret=False):
     """One LongFlow decode step: attention output, eviction slot (and importance).
 
@@ -54,6 +55,13 @@ def longflow_decode_attention(q, k, v, valid, *, scale, impl="auto", per_kv_head
         head ``h // (q_heads // kv_heads)``); ``slots >= 1``.
       valid: ``[batch, slots]`` bool, True where a slot holds a token.
       scale: positive Python float softmax scale (usually ``head_dim ** -0.5``).
+      layer: None (default), or an int32 scalar, possibly traced (e.g. the
+        layer counter of a ``lax.scan``).  Then ``k``/``v`` are a decoder's
+        stacked buffer ``[layers, batch, kv_heads, slots, head_dim]`` and
+        ``valid`` is ``[layers, batch, slots]``; layer ``layer`` is read in
+        place, so a scan over layers that carries the buffer copies nothing.
+        An out-of-range traced ``layer`` is clamped (``lax.dynamic_slice``
+        semantics), a static one raises.
       impl: ``"auto"`` (default: one jitted function that runs the Triton
         kernel on CUDA, the Mosaic kernel on TPU and plain XLA elsewhere,
         chosen with ``jax.lax.platform_dependent``), ``"xla"``, ``"triton"``
@@ -79,21 +87,27 @@ def longflow_decode_attention(q, k, v, valid, *, scale, impl="auto", per_kv_head
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
     """
-    validate_decode_args(q, k, v, valid, scale=scale, impl=impl)
+    validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
     scale = float(scale)
+    if layer is not None:
+        # Clamp like lax.dynamic_slice: the kernels index memory with it.
+        layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
 
     def run_xla(q, k, v, valid):
-        return longflow_attention_xla(q, k, v, valid, scale=scale, per_kv_head=per_kv_head)
+        return longflow_attention_xla(q, k, v, valid, scale=scale, layer=layer,
+                                      per_kv_head=per_kv_head)
 
     def run_triton(q, k, v, valid):
         return triton_decode.longflow_attention_triton(
-            q, k, v, valid, scale=scale, per_kv_head=per_kv_head, interpret=interpret)
+            q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
+            interpret=interpret)
 
     mosaic = _mosaic_module()
 
     def run_mosaic(q, k, v, valid):
         return mosaic.longflow_attention_mosaic(
-            q, k, v, valid, scale=scale, per_kv_head=per_kv_head, interpret=interpret)
+            q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
+            interpret=interpret)
 
     if impl == "xla":
         result = run_xla(q, k, v, valid)

@@ -96,7 +96,7 @@ def _validate(q, k, v, valid):
                          f"got {valid.dtype} {valid.shape}")
 
 
-def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
+def _decode_kernel(src_block_ref, layer_ref, q_ref, k_ref, v_ref, valid_ref,
                    out_ref, imp_ref,
                    m_scr, l_scr, acc_scr, logits_scr, v_l1_scr,
                    *, scale, group, slots, block_slots, num_blocks, fp32_inputs):
@@ -105,6 +105,7 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
     Refs (batch / kv-head dims squeezed):
       src_block_ref: SMEM int32 [batch * num_blocks]; == block index iff the
         block holds a valid slot (else it names the block whose DMA we reuse).
+      layer_ref: SMEM int32 [1], the buffer layer (used by the K/V index maps).
       q_ref: [group_pad, head_dim]; k_ref, v_ref: [block_slots, head_dim];
       valid_ref: int32 [1, block_slots]; out_ref: [group_pad, head_dim];
       imp_ref: fp32 [num_blocks, 1, block_slots] (resident across the slot axis).
@@ -184,8 +185,8 @@ def _decode_kernel(src_block_ref, q_ref, k_ref, v_ref, valid_ref,
         lax.fori_loop(0, num_blocks, importance_of_block, 0)
 
 
-def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool = False,
-                              interpret=False):
+def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
+                              per_kv_head: bool = False, interpret=False):
     """LongFlow decode attention with fused importance, as a Mosaic TPU kernel.
 
     Same contract as :func:`pallas_kernels.xla.longflow_attention_xla`.
@@ -197,6 +198,10 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         a multiple of ``kv_heads`` (GQA).
       valid: ``[batch, slots]`` bool, True where the slot holds a token.
       scale: softmax scale, usually ``head_dim ** -0.5``.
+      layer: None, or an int32 scalar (may be traced); then k/v are the
+        stacked ``[layers, batch, kv_heads, slots, head_dim]`` buffer and
+        valid ``[layers, batch, slots]``; the layer reaches the K/V index
+        maps by scalar prefetch, so nothing is copied.
       per_kv_head: keep importance and eviction slot per KV head.
       interpret: False for the compiled TPU kernel; True, or a
         ``pltpu.InterpretParams`` (e.g. NaN-filled out-of-bounds reads), to run
@@ -214,9 +219,16 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         logits scratch (``ceil8(q_heads / kv_heads) * slots * 4`` bytes) does
         not fit the VMEM budget.
     """
-    _validate(q, k, v, valid)
+    if layer is None:  # one layer: a free leading axis of size 1
+        k, v = k[None], v[None]
+        layer = 0
+    else:
+        valid = lax.dynamic_index_in_dim(valid, layer, 0, keepdims=False)  # small: [b, slots]
+    layer_view = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)  # one layer, for the checks
+    _validate(q, layer_view, jax.ShapeDtypeStruct(v.shape[1:], v.dtype), valid)
+    layer = jnp.reshape(jnp.asarray(layer, jnp.int32), (1,))
     b, hq, d = q.shape
-    hkv, slots = k.shape[1], k.shape[2]
+    hkv, slots = k.shape[2], k.shape[3]
     group = hq // hkv
     group_pad = _round_up(group, 8)
     block_slots = _slot_block_size(slots)
@@ -260,22 +272,22 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
         _decode_kernel, scale=float(scale), group=group, slots=slots, block_slots=block_slots,
         num_blocks=num_blocks, fp32_inputs=q.dtype == jnp.float32)
 
-    def kv_index(bi, hi, ji, src_ref):
-        return bi, hi, src_ref[bi * num_blocks + ji], 0
+    def kv_index(bi, hi, ji, src_ref, layer_ref):
+        return layer_ref[0], bi, hi, src_ref[bi * num_blocks + ji], 0
 
     grid_spec = pltpu.PrefetchScalarGridSpec(
-        num_scalar_prefetch=1,
+        num_scalar_prefetch=2,
         grid=(b, hkv, num_blocks),
         in_specs=[
-            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
-            pl.BlockSpec((_SQ, _SQ, block_slots, d), kv_index),
-            pl.BlockSpec((_SQ, _SQ, block_slots, d), kv_index),
-            pl.BlockSpec((_SQ, 1, block_slots), lambda bi, hi, ji, s: (bi, 0, ji)),
+            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, *_: (bi, hi, 0, 0)),
+            pl.BlockSpec((_SQ, _SQ, _SQ, block_slots, d), kv_index),
+            pl.BlockSpec((_SQ, _SQ, _SQ, block_slots, d), kv_index),
+            pl.BlockSpec((_SQ, 1, block_slots), lambda bi, hi, ji, *_: (bi, 0, ji)),
         ],
         out_specs=[
-            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, s: (bi, hi, 0, 0)),
+            pl.BlockSpec((_SQ, _SQ, group_pad, d), lambda bi, hi, ji, *_: (bi, hi, 0, 0)),
             pl.BlockSpec((_SQ, _SQ, num_blocks, 1, block_slots),
-                         lambda bi, hi, ji, s: (bi, hi, 0, 0, 0)),
+                         lambda bi, hi, ji, *_: (bi, hi, 0, 0, 0)),
         ],
         scratch_shapes=[
             pltpu.VMEM((group_pad, 1), jnp.float32),
@@ -296,7 +308,7 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, per_kv_head: bool
             dimension_semantics=("parallel", "parallel", "arbitrary"),
             vmem_limit_bytes=vmem_limit),
         interpret=interpret,
-    )(src_block, q_grouped, k, v, valid_i32)
+    )(src_block, layer, q_grouped, k, v, valid_i32)
 
     out = out_grouped[:, :, :group, :].reshape(b, hq, d)
     # [b, hkv, slots]: importance summed over each KV head's query group.

@@ -42,6 +42,11 @@ _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
 # thread at 4 warps.
 _TILE_ELEMS = 8192
 _MAX_STEP_SLOTS = 1024
+# Up to this many loop steps per row, the importance merge runs as one chunk:
+# several chunks need a second launch (an XLA argmin over the chunk minima),
+# and at small shapes each launch costs ~10 us, more than 8 serial steps
+# (benchmarks/NOTES.md, run 6).
+_SINGLE_CHUNK_STEPS = 8
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -80,7 +85,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
     total_steps = -(-num_tiles // tiles_per_step)
     wanted = max(-(-_TARGET_PROGRAMS // (batch * outputs)), rows // group)
-    num_chunks = max(1, min(total_steps, wanted))
+    num_chunks = 1 if total_steps <= _SINGLE_CHUNK_STEPS else max(1, min(total_steps, wanted))
     steps_per_chunk = -(-total_steps // num_chunks)
     num_chunks = -(-total_steps // steps_per_chunk)
     group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
@@ -128,7 +133,7 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
 
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
-                      *, chunk, plan: CombinePlan, num_splits, num_tiles, block_k, slots, norm):
+                      *, layer, chunk, plan: CombinePlan, num_splits, num_tiles, block_k, slots, norm):
     """Importance of slot chunk ``chunk``, and the chunk's (min key, lowest argmin)."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
@@ -151,7 +156,8 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
-        ok = _load(valid_ref.at[pl.ds(tile0 * block_k, step_slots)], mask=in_range, other=False)
+        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)], mask=in_range,
+                   other=False)
         key = jnp.where(in_range, jnp.where(ok, imp, -1.0), jnp.inf)
         key_min = jnp.min(key)
         idx = jnp.min(jnp.where(key == key_min, slot, jnp.iinfo(jnp.int32).max))
@@ -164,11 +170,12 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
     _store(cidx_ref.at[pl.ds(chunk, 1)], jnp.full((1,), best_idx, jnp.int32))
 
 
-def _combine_kernel(m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
+def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
                     out_ref, imp_out_ref, cmin_ref, cidx_ref, *, plan: CombinePlan,
                     num_splits, num_tiles, block_k, slots, head_dim, norm):
     # Read once here: interpret mode cannot evaluate program_id inside a branch.
     p = pl.program_id(2)
+    layer = layer_ref[0]
 
     def output_job():
         _merge_output(m_ref, l_ref, o_ref, out_ref, block=p, plan=plan, num_splits=num_splits,
@@ -176,7 +183,7 @@ def _combine_kernel(m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
 
     def importance_job():
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
-                          cidx_ref, chunk=p, plan=plan, num_splits=num_splits, num_tiles=num_tiles,
+                          cidx_ref, layer=layer, chunk=p, plan=plan, num_splits=num_splits, num_tiles=num_tiles,
                           block_k=block_k, slots=slots, norm=norm)
 
     # Skip the branch when every program runs the job anyway.
@@ -187,7 +194,7 @@ def _combine_kernel(m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
             pl.when(p < count)(job)
 
 
-def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, *, block_k: int,
+def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, block_k: int,
                      slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = 4):
     """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
@@ -198,7 +205,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, *, block_k
       imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32
         ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots).
       m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
-      valid: ``[batch, slots]`` bool, True where the slot holds a token.
+      valid: ``[layers, batch, slots]`` bool, True where the slot holds a token.
+      layer: int32 ``[1]``, the layer of ``valid`` to use.
       block_k: slots per tile of the split kernel.
       slots: real slot count (``<= tiles * block_k``).
       out_dtype: dtype of the attention output.
@@ -224,8 +232,9 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, *, block_k
     def whole(shape):  # one block = the (batch, output) row of an array
         return pl.BlockSpec((None, None) + shape, lambda b, o, p: (b, o) + (0,) * len(shape))
 
-    in_specs = [whole(v.shape[2:]) for v in views]
-    in_specs.append(pl.BlockSpec((None, slots), lambda b, o, p: (b, 0)))
+    in_specs = [pl.BlockSpec((1,), lambda b, o, p: (0,))]
+    in_specs += [whole(v.shape[2:]) for v in views]
+    in_specs.append(pl.BlockSpec((valid.shape[0], None, slots), lambda b, o, p: (0, b, 0)))
     out_shape = [
         jax.ShapeDtypeStruct((batch, outputs, rows, head_dim), out_dtype),
         jax.ShapeDtypeStruct((batch, outputs, slots), jnp.float32),
@@ -245,7 +254,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, *, block_k
         compiler_params=pltriton.CompilerParams(num_warps=num_warps, num_stages=2),
         interpret=interpret,
         name="longflow_decode_combine",
-    )(*views, valid)
+    )(layer, *views, valid)
 
     if plan.num_chunks == 1:
         slot = chunk_idx[..., 0]

@@ -72,10 +72,12 @@ class KernelConfig:
     num_splits: int  # programs per (batch, kv head)
     num_warps: int
     num_stages: int
-    # Kernel body.  Exact: "pvt" (default: P@V computed transposed, o^T += V^T P^T,
+    # Kernel body.  Exact: "pvt" (bf16 default: P@V computed transposed, o^T += V^T P^T,
     # so the V tile is the dot's A operand and |v|_1 comes from the same
-    # registers; fastest on the H200, benchmarks/NOTES.md run 3), "full" (plain
-    # P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
+    # registers; fastest on the H200 for bf16, benchmarks/NOTES.md run 3),
+    # "fma" (fp32 default: no tensor-core dot, one query head at a time on the
+    # CUDA cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6), "full"
+    # (plain P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
     # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
     # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
     variant: str = "pvt"
@@ -91,17 +93,26 @@ class KernelConfig:
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
-                variant: str = "pvt", kv_eviction: str | None = None) -> KernelConfig:
-    """Chooses tile size, split count, warps and pipeline depth for the H200.
+                variant: str | None = None, kv_eviction: str | None = None) -> KernelConfig:
+    """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
+    Defaults (benchmarks/NOTES.md, runs 3-6): bf16 -> "pvt", 64-slot tiles of
+    head_dim 128, 2 stages, 4 warps; fp32 -> "fma", 64 slots x head_dim 64
+    per tile, 1 stage, 4 warps.
     """
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
+    if variant is None:
+        variant = "fma" if jnp.dtype(dtype) == jnp.float32 else "pvt"
+    fma = variant == "fma"
     if block_k is None:
-        # ~16 KiB per K tile: 64 slots x 128 dims x bf16 (measured best against
-        # 32 and 128); fewer slots for fp32 or wide heads.
-        block_k = max(16, min(128, 16384 // (head_dim_p * itemsize)))
+        if fma:  # K and V tiles live in registers as fp32: 4096 elements each
+            block_k = max(16, min(64, 4096 // head_dim_p))
+        else:
+            # ~16 KiB per K tile: 64 slots x 128 dims x bf16 (measured best against
+            # 32 and 128); fewer slots for fp32 or wide heads.
+            block_k = max(16, min(128, 16384 // (head_dim_p * itemsize)))
     block_k = max(16, min(block_k, _next_pow2(slots)))
     num_blocks = -(-slots // block_k)
     if num_splits is None:
@@ -116,47 +127,63 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         blocks_per_split=blocks_per_split,
         num_splits=num_splits,
         num_warps=num_warps if num_warps is not None else 4,
-        # 2 stages measured best for every variant at 128 x 8192 (NOTES.md).
-        num_stages=num_stages if num_stages is not None else 2,
+        # 2 stages measured best for the dot bodies at 128 x 8192; "fma" keeps
+        # its tiles in registers and gains nothing from cp.async stages (NOTES.md).
+        num_stages=num_stages if num_stages is not None else (1 if fma else 2),
         variant=variant,
         kv_eviction=kv_eviction,
     )
 
 
-def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
+def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                   o_ref, m_ref, l_ref, imp_ref, mblk_ref, *,
                   scale, group, head_dim, slots, cfg: KernelConfig,
                   group_p, head_dim_p, precision):
-    """One program: one (sequence, KV head, split of slots)."""
+    """One program: one (sequence, KV head, split of slots) of layer ``layer_ref[0]``.
+
+    ``k_ref``/``v_ref`` hold every layer of the buffer (``[layers, slots, head_dim]``
+    for this program) and ``valid_ref`` ``[layers, slots]``: the decoder passes
+    its whole stacked buffer so that no per-layer copy is made.
+    """
     split = pl.program_id(2)
+    layer = layer_ref[0]
     block_k = cfg.block_k
-    row_ok = jnp.arange(group_p) < group  # real query heads of the group
     col_ok = jnp.arange(head_dim_p) < head_dim
     pad_cols = head_dim_p != head_dim
     pad_slots = cfg.num_splits * cfg.split_len != slots
     hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
+    cols = pl.ds(0, head_dim_p)
 
-    q = _load(q_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)],
-              mask=row_ok[:, None] & col_ok[None, :], other=0)
-
-    def body(i, carry):
-        o, m, l, acc = carry
+    def load_tile(i):
+        """K, V tiles ``[block_k, head_dim_p]`` and slot validity ``[block_k]`` of tile ``i``."""
         tile = pl.ds(i * block_k, block_k)
         if pad_slots:
             in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
             kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
-            ok = _load(valid_ref.at[tile], mask=in_range, other=False)
+            ok = _load(valid_ref.at[layer, tile], mask=in_range, other=False)
         else:
             kv_mask = col_ok[None, :] if pad_cols else None
-            ok = _load(valid_ref.at[tile])
+            ok = _load(valid_ref.at[layer, tile])
         if kv_mask is None:
-            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
-            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], **hint)
+            k = _load(k_ref.at[layer, tile, cols], **hint)
+            v = _load(v_ref.at[layer, tile, cols], **hint)
         else:
             kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
-            k = _load(k_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0, **hint)
-            v = _load(v_ref.at[tile, pl.ds(0, head_dim_p)], mask=kv_mask, other=0, **hint)
+            k = _load(k_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
+            v = _load(v_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
+        return k, v, ok
 
+    if cfg.variant == "fma":
+        _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, scale=scale,
+                  group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg)
+        return
+
+    row_ok = jnp.arange(group_p) < group  # real query heads of the group
+    q = _load(q_ref.at[pl.ds(0, group_p), cols], mask=row_ok[:, None] & col_ok[None, :], other=0)
+
+    def body(i, carry):
+        o, m, l, acc = carry
+        k, v, ok = load_tile(i)
         logits = jax.lax.dot_general(
             q, k, (((1,), (1,)), ((), ())), precision=precision,
             preferred_element_type=jnp.float32) * scale  # [group_p, block_k]
@@ -181,13 +208,15 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
         if variant == "no_vl1":
             v_l1 = jnp.ones((block_k,), jnp.float32)
         elif variant.endswith("reload"):
-            v2 = _load(v_ref.at[tile, pl.ds(0, head_dim_p)],
+            tile = pl.ds(i * block_k, block_k)
+            v2 = _load(v_ref.at[layer, tile, cols],
                        mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
             v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
         else:
             v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
+        tile = pl.ds(i * block_k, block_k)
         _store(imp_ref.at[pl.ds(0, group_p), tile], e * v_l1[None, :], mask=row_ok[:, None])
         _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
         return o, m_new, l, acc
@@ -202,20 +231,60 @@ def _split_kernel(q_ref, k_ref, v_ref, valid_ref,
     if pv_transposed:
         o = o.T
 
-    _store(o_ref.at[pl.ds(0, group_p), pl.ds(0, head_dim_p)], o,
-           mask=row_ok[:, None] & col_ok[None, :])
+    _store(o_ref.at[pl.ds(0, group_p), cols], o, mask=row_ok[:, None] & col_ok[None, :])
     _store(m_ref.at[pl.ds(0, group_p)], m, mask=row_ok)
     _store(l_ref.at[pl.ds(0, group_p)], l, mask=row_ok)
 
 
-def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool):
+def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale, group,
+              head_dim_p, col_ok, cfg: KernelConfig):
+    """Variant "fma": both products on the CUDA cores, one query head at a time.
+
+    No ``tt.dot``, so the group is not padded to 16 rows (group 3 or 4 does
+    3-4 rows of work, not 16) and fp32 inputs need no IEEE-emulated dot; each
+    head keeps its own running max / sum / output vector.  Same outputs as
+    the dot body.
+    """
+    f32 = jnp.float32
+    cols = pl.ds(0, head_dim_p)
+    rows = [jnp.int32(g) for g in range(group)]  # traced ints: interpret mode needs arrays
+    qs = [_load(q_ref.at[r, cols], mask=col_ok, other=0).astype(f32) * scale for r in rows]
+
+    def body(i, carry):
+        k, v, ok = load_tile(i)
+        k, v = k.astype(f32), v.astype(f32)
+        v_l1 = jnp.sum(jnp.abs(v), axis=1)  # [block_k]
+        tile = pl.ds(i * cfg.block_k, cfg.block_k)
+        new = []
+        for g, (o, m, l) in enumerate(carry):
+            logits = jnp.where(ok, jnp.sum(k * qs[g][None, :], axis=1), _MASK_VALUE)
+            m_new = jnp.maximum(m, jnp.max(logits))
+            rescale = jnp.exp(m - m_new)
+            e = jnp.where(ok, jnp.exp(logits - m_new), 0.0)  # [block_k]
+            new.append((rescale * o + jnp.sum(e[:, None] * v, axis=0),
+                        m_new, rescale * l + jnp.sum(e)))
+            _store(imp_ref.at[rows[g], tile], e * v_l1)
+            _store(mblk_ref.at[rows[g], pl.ds(i, 1)], jnp.full((1,), m_new, f32))
+        return tuple(new)
+
+    init = tuple((jnp.zeros((head_dim_p,), f32), jnp.float32(_MASK_VALUE), jnp.float32(0.0))
+                 for _ in range(group))
+    final = jax.lax.fori_loop(0, cfg.blocks_per_split, body, init)
+    for g, (o, m, l) in enumerate(final):
+        _store(o_ref.at[rows[g], cols], o, mask=col_ok)
+        _store(m_ref.at[pl.ds(g, 1)], jnp.full((1,), m, f32))
+        _store(l_ref.at[pl.ds(g, 1)], jnp.full((1,), l, f32))
+
+
+def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
     """Runs the split kernel; returns the per-split partials (all fp32).
 
-    ``valid`` is ``[batch, slots]`` bool; the layouts are those documented
-    in ``triton_combine.combine_partials``.
+    ``k``/``v`` are ``[layers, batch, kv_heads, slots, head_dim]``, ``valid``
+    ``[layers, batch, slots]`` bool and ``layer`` int32 ``[1]``; the output
+    layouts are those documented in ``triton_combine.combine_partials``.
     """
     batch, q_heads, head_dim = q.shape
-    kv_heads, slots = k.shape[1], k.shape[2]
+    layers, _, kv_heads, slots, _ = k.shape
     group = q_heads // kv_heads
     group_p = max(16, _next_pow2(group))
     head_dim_p = max(16, _next_pow2(head_dim))
@@ -237,12 +306,15 @@ def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
     ]
     # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
-    # slots -> padded_slots); every load/store past the end is masked.
+    # slots -> padded_slots); every load/store past the end is masked.  The
+    # layer axis stays whole in every block: the kernel indexes it with
+    # ``layer`` (Triton on GPU has no scalar prefetch for index maps).
     in_specs = [
+        pl.BlockSpec((1,), lambda b, h, s: (0,)),
         pl.BlockSpec((None, None, group_p, head_dim_p), lambda b, h, s: (b, h, 0, 0)),
-        pl.BlockSpec((None, None, sl, head_dim_p), lambda b, h, s: (b, h, s, 0)),
-        pl.BlockSpec((None, None, sl, head_dim_p), lambda b, h, s: (b, h, s, 0)),
-        pl.BlockSpec((None, sl), lambda b, h, s: (b, s)),
+        pl.BlockSpec((layers, None, None, sl, head_dim_p), lambda b, h, s: (0, b, h, s, 0)),
+        pl.BlockSpec((layers, None, None, sl, head_dim_p), lambda b, h, s: (0, b, h, s, 0)),
+        pl.BlockSpec((layers, None, sl), lambda b, h, s: (0, b, s)),
     ]
     out_specs = [
         pl.BlockSpec((None, None, group_p, None, head_dim_p), lambda b, h, s: (b, h, 0, s, 0)),
@@ -262,7 +334,7 @@ def _split_partials(q, k, v, valid, *, scale, cfg: KernelConfig, interpret: bool
                                                 num_stages=cfg.num_stages),
         interpret=interpret,
         name="longflow_decode_split",
-    )(qg, k, v, valid)
+    )(layer, qg, k, v, valid)
 
 
 def check_supported(q, k) -> None:
@@ -277,22 +349,25 @@ def check_supported(q, k) -> None:
     head_dim = q.shape[-1]
     if not 1 <= head_dim <= MAX_HEAD_DIM:
         raise ValueError(f"triton kernel: head_dim must be in [1, {MAX_HEAD_DIM}], got {head_dim}")
-    group = q.shape[1] // k.shape[1]
+    group = q.shape[1] // k.shape[-3]
     if group > MAX_GROUP:
         raise ValueError(f"triton kernel: q_heads / kv_heads must be <= {MAX_GROUP}, got {group}")
 
 
-def longflow_attention_triton(q, k, v, valid, *, scale: float, per_kv_head: bool = False,
+def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_kv_head: bool = False,
                               interpret: bool = False, config: KernelConfig | None = None):
-    """LongFlow decode attention as a fused Pallas/Triton kernel plus a small XLA combine.
+    """LongFlow decode attention as a fused Pallas/Triton kernel plus a one-launch combine.
 
     Same contract as ``pallas_kernels.xla.longflow_attention_xla``:
 
     Args:
       q: ``[batch, q_heads, head_dim]`` float32 or bfloat16.
-      k, v: ``[batch, kv_heads, slots, head_dim]`` in q's dtype.
-      valid: ``[batch, slots]`` bool.
+      k, v: ``[batch, kv_heads, slots, head_dim]`` in q's dtype, or with
+        ``layer`` the decoder's stacked buffer ``[layers, batch, kv_heads,
+        slots, head_dim]`` (read in place, no per-layer copy).
+      valid: ``[batch, slots]`` bool (``[layers, batch, slots]`` with ``layer``).
       scale: softmax scale.
+      layer: None, or an int32 scalar (may be traced) selecting the layer.
       per_kv_head: importance and eviction slot per KV head.
       interpret: run the kernel in Pallas interpret mode (CPU tests).
       config: launch shape; ``plan_config`` picks one when None.
@@ -306,14 +381,18 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, per_kv_head: bool
       ValueError: unsupported dtype, head_dim or group size (``check_supported``).
     """
     check_supported(q, k)
+    if layer is None:  # one layer: a free leading axis of size 1
+        k, v, valid = k[None], v[None], valid[None]
+        layer = 0
+    layer = jnp.reshape(jnp.asarray(layer, jnp.int32), (1,))
     batch, _, head_dim = q.shape
-    kv_heads, slots = k.shape[1], k.shape[2]
+    kv_heads, slots = k.shape[2], k.shape[3]
     if config is None:
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile = _split_partials(
-        q, k, v, valid, scale=scale, cfg=config, interpret=interpret)
-    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid,
+        q, k, v, valid, layer, scale=scale, cfg=config, interpret=interpret)
+    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret)

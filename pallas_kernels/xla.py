@@ -35,15 +35,18 @@ def select_eviction_slot(importance: jax.Array, valid: jax.Array) -> jax.Array:
     return jnp.argmin(key, axis=-1).astype(jnp.int32)
 
 
-def longflow_attention_xla(q, k, v, valid, *, scale: float, per_kv_head: bool = False):
+def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_head: bool = False):
     """Decode attention with LongFlow importance, in plain jax.numpy.
 
     Args:
       q: ``[batch, q_heads, head_dim]`` float32 or bfloat16.
       k, v: ``[batch, kv_heads, slots, head_dim]``, q's dtype; ``q_heads``
-        must be a multiple of ``kv_heads`` (GQA).
-      valid: ``[batch, slots]`` bool, True where the slot holds a token.
+        must be a multiple of ``kv_heads`` (GQA).  With ``layer``: the
+        stacked buffer ``[layers, batch, kv_heads, slots, head_dim]``.
+      valid: ``[batch, slots]`` bool, True where the slot holds a token
+        (``[layers, batch, slots]`` with ``layer``).
       scale: softmax scale, usually ``head_dim ** -0.5``.
+      layer: None or an int32 scalar (may be traced) selecting the layer.
       per_kv_head: if True, importance and eviction slot are kept per KV head
         (sum over that head's query group only).
 
@@ -54,6 +57,9 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, per_kv_head: bool = 
       importance: ``[batch, slots]`` float32 (``[batch, kv_heads, slots]`` if
         per_kv_head); 0 at invalid slots.
     """
+    if layer is not None:
+        k, v, valid = (jax.lax.dynamic_index_in_dim(x, layer, 0, keepdims=False)
+                       for x in (k, v, valid))
     b, hq, d = q.shape
     hkv = k.shape[1]
     g = hq // hkv
