@@ -108,6 +108,22 @@ def make_sets(batch, slots, n_sets, key, q_heads=Q_HEADS, kv_heads=KV_HEADS, hea
     return jax.block_until_ready(sets)
 
 
+def _jit_multi(op):
+    return jax.jit(lambda s: [op(*x) for x in s])
+
+
+def _rep_times(multi, sets, min_reps, budget_s, calls):
+    times = []
+    t_end = time.perf_counter() + budget_s
+    while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 50):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            result = multi(sets)
+        jax.block_until_ready(result)
+        times.append((time.perf_counter() - t0) / (calls * len(sets)))
+    return times
+
+
 def time_jax(op, sets, min_reps=5, budget_s=0.6, calls=4):
     """Median seconds per application of ``op`` over distinct input sets.
 
@@ -117,17 +133,25 @@ def time_jax(op, sets, min_reps=5, budget_s=0.6, calls=4):
     to it, as it does in a jitted decode loop.  Runs 1-5 blocked after every
     call, which put ~11 us per application on top of small shapes.
     """
-    multi = jax.jit(lambda s: [op(*x) for x in s])
+    multi = _jit_multi(op)
     jax.block_until_ready(multi(sets))  # compile + warm up
-    times = []
-    t_end = time.perf_counter() + budget_s
-    while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 50):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            result = multi(sets)
-        jax.block_until_ready(result)
-        times.append((time.perf_counter() - t0) / (calls * len(sets)))
-    return statistics.median(times)
+    return statistics.median(_rep_times(multi, sets, min_reps, budget_s, calls))
+
+
+def time_jax_interleaved(ops: dict, sets, rounds=4, budget_s=0.15, calls=4) -> dict:
+    """Like ``time_jax`` for several ops, alternating between them ``rounds`` times.
+
+    Clock and thermal drift then hit every op alike: single back-to-back
+    measurements differed by up to 25% between runs at small shapes.
+    """
+    multis = {name: _jit_multi(op) for name, op in ops.items()}
+    for multi in multis.values():
+        jax.block_until_ready(multi(sets))
+    pooled = {name: [] for name in ops}
+    for _ in range(rounds):
+        for name, multi in multis.items():
+            pooled[name] += _rep_times(multi, sets, 3, budget_s, calls)
+    return {name: statistics.median(t) for name, t in pooled.items()}
 
 
 def time_torch(fn_list, reps=20):
@@ -300,11 +324,10 @@ def table(key, out_dir, shapes=None):
                 log(f"b={batch} s={slots}: could not allocate: {err}")
                 rows.append(row)
                 continue
-            for name, op in (("ours", ours), ("xla", xla)):
-                try:
-                    row[name] = time_jax(op, sets)
-                except Exception as err:
-                    log(f"b={batch} s={slots} {name}: FAILED {type(err).__name__}: {str(err)[:300]}")
+            try:
+                row.update(time_jax_interleaved({"ours": ours, "xla": xla}, sets))
+            except Exception as err:
+                log(f"b={batch} s={slots} ours/xla: FAILED {type(err).__name__}: {str(err)[:300]}")
             try:  # torch SDPA on the same buffers (zero copy)
                 tsets = [tuple(torch.from_dlpack(x) for x in s[:3]) for s in sets]
                 fns = [lambda q=q, k=k, v=v: F.scaled_dot_product_attention(

@@ -132,11 +132,13 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
         num_generated = state.num_generated + emit
         done = state.done | (emit & jnp.isin(token, stops)) | (num_generated >= state.max_new_tokens)
 
-        def feed(_):
-            return decode_step(params, state.buffer, token, state.position, cfg=cfg, attn_impl=attn_impl)
-
-        # Once every row is done the rest of the chunk skips the model.
-        logits, buffer = jax.lax.cond(jnp.all(done), lambda _: (state.logits, state.buffer), feed, None)
+        # Always run the model, even once every row is done (at most one chunk
+        # of wasted steps per generation; the host stops calling after that).
+        # A lax.cond that skips it made XLA copy the whole KV buffer every
+        # step (both branches must return it): 2 x 6 GB at batch 64 x 4096
+        # slots bf16 (benchmarks/NOTES.md, run 8).
+        logits, buffer = decode_step(params, state.buffer, token, state.position, cfg=cfg,
+                                     attn_impl=attn_impl)
         new = DecodeState(
             buffer=buffer, logits=logits, position=state.position + 1,
             seen=state.seen.at[rows, token].set(True), done=done, num_generated=num_generated,
