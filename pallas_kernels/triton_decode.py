@@ -27,6 +27,17 @@ design goal is to read every K and V byte exactly once:
   KV head (16 B for group 4) against ``2 * head_dim * itemsize`` bytes of
   K+V (512 B for bf16, head_dim 128): 3.1 %; the combine reads them once more.
 
+fp32 inputs use the "fma" body instead: both products on the CUDA cores, one
+query head of the group at a time, so a group of 3 does 3 rows of work, not
+16 padded rows of IEEE-emulated fp32 dots (4x faster for SmolLM2's 9/3 heads,
+benchmarks/NOTES.md run 6).  Its stores are the same, so one combine serves
+both bodies.
+
+The kernel reads the decoder's stacked ``[layers, batch, kv_heads, slots,
+head_dim]`` buffer directly: every block spans the whole layer axis and the
+program indexes it with the layer number loaded from a 1-element array
+(Triton has no scalar prefetch), so a scan over layers copies no K/V.
+
 The combine is one more small Pallas launch (``triton_combine``): global
 ``M, L``, output, importance and the eviction slot with the tie and
 invalid-slot rules of ``xla.select_eviction_slot``.

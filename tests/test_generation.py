@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +37,27 @@ def test_generating_more_tokens_compiles_nothing_new(tiny_models, rng):
     assert len(res.tokens[0]) == 500
     assert (G.start._cache_size(), G.decode_chunk._cache_size()) == sizes
     assert len(compiles) == before, compiles[before:]
+
+
+@pytest.mark.parametrize("per_kv_head", [False, True])
+def test_decode_chunk_never_copies_the_kv_buffer(tiny_models, per_kv_head):
+    """The compiled decode loop updates the stacked KV buffer in place.
+
+    Regression test for two copies of the whole cache per step that XLA once
+    made: the layer scan used the buffer as scan xs/ys (re-stacked every step),
+    and a ``lax.cond`` around the step returned the buffer from both branches.
+    """
+    _, m = tiny_models["llama"]
+    tokens = jnp.ones((2, 16), jnp.int32)
+    state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 8, 0, cfg=m.cfg, budget=64,
+                    per_kv_head=per_kv_head)
+    forced = jnp.full((2, 4), -1, jnp.int32)
+    hlo = G.decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
+                               cfg=m.cfg, attn_impl="xla").compile().as_text()
+    k_shape = "f32[" + ",".join(map(str, state.buffer.k.shape)) + "]"
+    assert k_shape in hlo  # the buffer is in the program under that name
+    copies = re.findall(r"= " + re.escape(k_shape) + r"\S* copy\(", hlo)
+    assert copies == [], f"{len(copies)} copies of the whole K/V buffer per chunk"
 
 
 def test_forced_decoding_logprobs_equal_generation_logprobs(tiny_models, rng):

@@ -117,15 +117,38 @@ def test_triton_kernel_matches_reference(case):
     check_against_reference(result, q, k, v, valid, scale, case["per_kv_head"], dtype)
 
 
-@pytest.mark.parametrize("variant", ["full", "vl1_reload", "pvt_reload"])
-def test_exact_kernel_variants(variant):
-    """The non-default exact kernel bodies (benchmark alternatives) stay correct."""
+@pytest.mark.parametrize("variant,dtype", [
+    ("full", "float32"), ("vl1_reload", "float32"), ("pvt_reload", "float32"),
+    ("pvt", "float32"), ("fma", "bfloat16"),  # the defaults' bodies with the other dtype
+])
+def test_exact_kernel_variants(variant, dtype):
+    """Kernel bodies other than each dtype's default (fp32 "fma", bf16 "pvt") stay correct."""
     rng = np.random.default_rng()
-    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "float32")
-    cfg = triton_decode.plan_config(2, 2, 100, 64, jnp.float32, variant=variant, num_splits=2)
+    q, k, v, valid = make_inputs(rng, 2, 9, 3, 64, 100, "random", dtype)
+    cfg = triton_decode.plan_config(2, 3, 100, 64, jnp.dtype(dtype), variant=variant, num_splits=2)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125, interpret=True,
                                                      config=cfg)
-    check_against_reference(result, q, k, v, valid, 0.125, False, "float32")
+    check_against_reference(result, q, k, v, valid, 0.125, False, dtype)
+
+
+def test_default_kernel_body_per_dtype():
+    assert triton_decode.plan_config(8, 8, 2048, 128, jnp.bfloat16).variant == "pvt"
+    assert triton_decode.plan_config(8, 3, 1024, 64, jnp.float32).variant == "fma"
+
+
+@pytest.mark.parametrize("impl", ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []))
+def test_stacked_buffer_reads_the_given_layer(impl):
+    """``layer=``: each layer of a stacked [layers, ...] buffer gives that layer's result."""
+    rng = np.random.default_rng()
+    per_layer = [make_inputs(rng, 2, 8, 2, 64, 100, mask, "float32")
+                 for mask in ("random", "left_pad", "all")]
+    k_all, v_all, valid_all = (jnp.stack([x[i] for x in per_layer]) for i in (1, 2, 3))
+    fn = jax.jit(lambda q, layer: longflow_decode_attention(
+        q, k_all, v_all, valid_all, scale=0.125, layer=layer, impl=impl, return_importance=True,
+        interpret=True))
+    for layer, (q, k, v, valid) in enumerate(per_layer):
+        result = fn(q, jnp.int32(layer))  # traced layer index: one compile for all layers
+        check_against_reference(result, q, k, v, valid, 0.125, False, "float32")
 
 
 def test_row_without_valid_slot_gives_zeros_not_nan():
@@ -198,6 +221,25 @@ def test_bad_inputs_raise_value_error(mutate, match):
     for impl in ("xla", "triton", "auto"):
         with pytest.raises(ValueError, match=match):
             longflow_decode_attention(*args, scale=0.125, impl=impl)
+
+
+@pytest.mark.parametrize("layer,valid_shape,match", [
+    (3, (3, 2, 16), r"layer must be in \[0, 3\)"),
+    (-1, (3, 2, 16), r"layer must be in \[0, 3\)"),
+    (1.0, (3, 2, 16), "layer must be an integer scalar"),
+    (jnp.zeros((2,), jnp.int32), (3, 2, 16), "layer must be an integer scalar"),
+    (0, (2, 16), "valid must have 3 dimensions"),
+    (0, (4, 2, 16), "valid must be \\[layers, batch, slots\\]"),
+])
+def test_bad_layer_arguments_raise_value_error(layer, valid_shape, match):
+    q, k, v, _ = _good()
+    k3, v3 = jnp.stack([k] * 3), jnp.stack([v] * 3)
+    for impl in ("xla", "triton", "auto"):
+        with pytest.raises(ValueError, match=match):
+            longflow_decode_attention(q, k3, v3, jnp.ones(valid_shape, bool), scale=0.125,
+                                      layer=layer, impl=impl)
+    with pytest.raises(ValueError, match="k must have 5 dimensions"):  # layer= with a 4-D k
+        longflow_decode_attention(q, k, v, jnp.ones((3, 2, 16), bool), scale=0.125, layer=0)
 
 
 def test_bad_options_raise_value_error():
