@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             longest = max(map(len, encoded[start: start + a.batch_size]))
             resolve_budget(model.cfg, a.policy, longest, a.max_new_tokens, budget, a.compression)
     except ValueError as e:
-        parser.error(str(e))
+        flag = "--compression" if a.compression is not None else "--budget"
+        parser.error(f"{flag}: {e}" if str(e).startswith(("budget", "compression")) else str(e))
     if max(map(len, encoded)) + a.max_new_tokens > context:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
@@ -281,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             if bar is not None:
                 bar.update(len(batch))
         complete = True
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     finally:
         writer.close(complete)
         if bar is not None:

@@ -29,6 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+try:  # public name; kept importable across jax versions
+    from jax.core import Tracer as _Tracer
+except ImportError:  # pragma: no cover
+    from jax._src.core import Tracer as _Tracer
+
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer
 from longflow_jax.model import decode_step, prefill
@@ -71,20 +76,72 @@ def prompt_bucket(length: int) -> int:
     return max(16, 1 << (max(length, 1) - 1).bit_length())
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "budget", "per_kv_head"))
+def _concrete(x) -> bool:
+    """True for values known now (not abstract tracers inside an outer jit)."""
+    return not isinstance(x, _Tracer)
+
+
+def _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg: ModelConfig,
+                      budget) -> None:
+    """Checks for :func:`start`: shapes, dtypes and static args always; values when concrete."""
+    if not _is_int(budget) or not 2 <= budget <= cfg.max_position_embeddings:
+        raise ValueError(f"budget must be an integer in [2, {cfg.max_position_embeddings}] (the model's "
+                         f"context), got {budget!r}")
+    for name, x in (("tokens", tokens), ("key_valid", key_valid)):
+        if getattr(x, "ndim", None) != 2:
+            raise ValueError(f"{name} must be a [batch, T] array, got {type(x).__name__} "
+                             f"{getattr(x, 'shape', '')}")
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
+    if key_valid.dtype != jnp.bool_ or key_valid.shape != tokens.shape:
+        raise ValueError(f"key_valid must be a bool array of tokens' shape {tuple(tokens.shape)}, got "
+                         f"{key_valid.dtype} {tuple(key_valid.shape)}")
+    for name, x, low in (("max_new_tokens", max_new_tokens, 1), ("min_new_tokens", min_new_tokens, 0),
+                         ("seed", seed, 0)):
+        int_like = _is_int(x) or (np.ndim(x) == 0 and jnp.issubdtype(getattr(x, "dtype", float), jnp.integer))
+        if _concrete(x) and (not int_like or int(x) < low):
+            raise ValueError(f"{name} must be an integer >= {low}, got {x!r}")
+    if _concrete(tokens):
+        ids = np.asarray(tokens)
+        if ids.size and (ids.min() < 0 or ids.max() >= cfg.vocab_size):
+            raise ValueError(f"tokens must be ids in [0, {cfg.vocab_size}), got values in "
+                             f"[{ids.min()}, {ids.max()}]")
+    if _concrete(key_valid):
+        kv = np.asarray(key_valid)
+        if not kv[:, -1].all() or (np.diff(kv.astype(np.int8), axis=1) < 0).any():
+            raise ValueError("key_valid must mark left-padded rows (False padding first, then True up to the "
+                             "last column; at least one token per row): pad prompts on the left, e.g. with "
+                             "prompt_bucket")
+
+
 def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, cfg: ModelConfig,
           budget: int, per_kv_head: bool = False) -> DecodeState:
-    """Prefill and build the initial :class:`DecodeState` (jitted).
+    """Prefill and build the initial :class:`DecodeState` (checks its arguments, then runs jitted).
 
     Args:
       params: parameter pytree.
-      tokens: ``[batch, T]`` int32, left-padded.
-      key_valid: ``[batch, T]`` bool.
-      max_new_tokens: int32 scalar.
-      seed: int32 scalar PRNG seed.
-      min_new_tokens: int32 scalar.
-      cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`).
+      tokens: ``[batch, T]`` int32 token ids in ``[0, vocab)``, left-padded.
+      key_valid: ``[batch, T]`` bool, False at the left padding (at least one
+        True per row, ending at the last column).
+      max_new_tokens: integer >= 1.
+      seed: integer PRNG seed.
+      min_new_tokens: integer >= 0.
+      cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`);
+        budget in ``[2, cfg.max_position_embeddings]``.
+
+    Raises:
+      ValueError: bad shapes, dtypes or budget; with concrete (not traced)
+        arguments also ids outside the vocabulary, rows not left-padded and
+        negative counts.
     """
+    _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg, budget)
+    return _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg=cfg,
+                  budget=budget, per_kv_head=per_kv_head)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "budget", "per_kv_head"))
+def _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, cfg: ModelConfig,
+           budget: int, per_kv_head: bool = False) -> DecodeState:
     logits, buffer = prefill(params, tokens, key_valid, cfg=cfg, budget=budget, per_kv_head=per_kv_head)
     b = tokens.shape[0]
     rows = jnp.broadcast_to(jnp.arange(b)[:, None], tokens.shape)
@@ -108,9 +165,14 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
       params: parameter pytree.
       state: :class:`DecodeState` (donated: do not reuse the argument).
       forced: ``[batch, chunk]`` int32 tokens to emit instead of sampling
-        (teacher forcing); ``-1`` = sample.
+        (teacher forcing); any negative value = sample.  Ids are not range
+        checked here (they are traced); :func:`generate` and
+        :func:`score_continuation` check them.
       sampling: :class:`SamplingParams`.
       cfg, stop_ids, attn_impl: static.
+
+    Raises:
+      ValueError: (at trace time) ``forced`` not an integer ``[batch, steps]`` array.
 
     Returns:
       state: the new state.
@@ -118,7 +180,12 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
       logprobs: ``[batch, chunk]`` float32 log-probability of each emitted token
         under the model (0 where not emitted).
     """
-    rows = jnp.arange(state.done.shape[0])
+    batch = state.done.shape[0]
+    if getattr(forced, "ndim", None) != 2 or forced.shape[0] != batch or not jnp.issubdtype(
+            forced.dtype, jnp.integer):
+        raise ValueError(f"forced must be an integer array [batch={batch}, steps] (-1 = sample), got "
+                         f"{getattr(forced, 'dtype', type(forced).__name__)} {getattr(forced, 'shape', '')}")
+    rows = jnp.arange(batch)
     stops = jnp.asarray(stop_ids if stop_ids else (-2,), jnp.int32)
     is_stop_vocab = jnp.isin(jnp.arange(cfg.vocab_size), stops)[None, :]
 
@@ -281,7 +348,8 @@ def _pad_prompts(prompts: list[list[int]], cfg: ModelConfig):
     return tokens, valid
 
 
-def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl):
+def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,
+                       vocab_size=None):
     if not _is_int(max_new_tokens) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     if not _is_int(min_new_tokens) or not 0 <= min_new_tokens <= max_new_tokens:
@@ -295,6 +363,8 @@ def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids
         stop_ids = (stop_ids,)
     if stop_ids is None or not all(_is_int(s) for s in stop_ids):
         raise TypeError(f"stop_ids must be a sequence of integer token ids, got {stop_ids!r}")
+    if vocab_size is not None and not all(0 <= s < vocab_size for s in stop_ids):
+        raise ValueError(f"stop_ids must be token ids in [0, {vocab_size}), got {list(stop_ids)!r}")
     if not _is_int(seed) or not 0 <= seed < 2**31:
         raise ValueError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
     check_attn_impl(attn_impl)
@@ -354,7 +424,8 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
         max_new_tokens < 1, min_new_tokens outside [0, max_new_tokens],
         chunk < 1, seed outside [0, 2**31), attn_impl the backend cannot run.
     """
-    stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl)
+    stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,
+                                  cfg.vocab_size)
     prompts = _check_token_rows(prompts, "prompts", cfg)
     tokens, valid = _pad_prompts(prompts, cfg)
     budget = resolve_budget(cfg, policy, max(len(p) for p in prompts), max_new_tokens, budget, compression)

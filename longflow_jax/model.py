@@ -237,7 +237,17 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
 
     Returns:
       logits ``[batch, vocab]`` float32 and the updated buffer.
+
+    Raises:
+      ValueError: (at trace time) ``token`` or ``position`` not an integer
+        ``[batch]`` array matching the buffer's batch.  Values are traced and
+        not range checked: ids must lie in ``[0, vocab)``.
     """
+    batch = buffer.k.shape[1]
+    for name, x in (("token", token), ("position", position)):
+        if getattr(x, "shape", None) != (batch,) or not jnp.issubdtype(x.dtype, jnp.integer):
+            raise ValueError(f"{name} must be an integer array of shape [batch] = ({batch},) (the buffer's "
+                             f"batch), got {getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', x)!r}")
     inv_freq = L.rope_inv_freq(cfg)
     scale = cfg.head_dim ** -0.5
     x = params["embed"][token]  # [B, E]

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+try:  # public name; kept importable across jax versions
+    from jax.core import Tracer as _Tracer
+except ImportError:  # pragma: no cover
+    from jax._src.core import Tracer as _Tracer
 
 IMPLS = ("auto", "xla", "triton", "mosaic")
 FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
@@ -26,8 +32,10 @@ def _check_layer(layer, k, valid) -> None:
             dtype is not None and not jnp.issubdtype(dtype, jnp.integer)) or (
             dtype is None and not isinstance(layer, int)):
         raise ValueError(f"layer must be an integer scalar, got {layer!r}")
-    if isinstance(layer, int) and not 0 <= layer < layers:
-        raise ValueError(f"layer must be in [0, {layers}) (k's leading axis), got {layer}")
+    if not isinstance(layer, _Tracer) and not 0 <= int(layer) < layers:
+        # Known now (Python, NumPy or concrete JAX scalar): out of range is an
+        # error; only a traced index is clamped, as lax.dynamic_slice does.
+        raise ValueError(f"layer must be in [0, {layers}) (k's leading axis), got {int(layer)}")
 
 
 def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
@@ -82,7 +90,7 @@ def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"k and v must have q's dtype {q.dtype}, got k {k.dtype}, v {v.dtype}")
     try:
-        scale_ok = float(scale) > 0 and float(scale) != float("inf")
+        scale_ok = not isinstance(scale, (bool, np.bool_)) and float(scale) > 0 and float(scale) != float("inf")
     except (TypeError, ValueError):
         scale_ok = False
     if not scale_ok:

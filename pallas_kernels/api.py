@@ -61,7 +61,8 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         ``valid`` is ``[layers, batch, slots]``; layer ``layer`` is read in
         place, so a scan over layers that carries the buffer copies nothing.
         An out-of-range traced ``layer`` is clamped (``lax.dynamic_slice``
-        semantics), a static one raises.
+        semantics); one known at trace time (Python, NumPy or concrete JAX
+        scalar) raises.
       impl: ``"auto"`` (default: one jitted function that runs the Triton
         kernel on CUDA, the Mosaic kernel on TPU and plain XLA elsewhere,
         chosen with ``jax.lax.platform_dependent``), ``"xla"``, ``"triton"``

@@ -31,11 +31,11 @@ def test_generating_more_tokens_compiles_nothing_new(tiny_models, rng):
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, _secs, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
     G.generate(m.params, m.cfg, prompt, max_new_tokens=50, budget=12, attn_impl="xla")
-    sizes = (G.start._cache_size(), G.decode_chunk._cache_size())
+    sizes = (G._start._cache_size(), G.decode_chunk._cache_size())
     before = len(compiles)
     res = G.generate(m.params, m.cfg, prompt, max_new_tokens=500, budget=12, attn_impl="xla")
     assert len(res.tokens[0]) == 500
-    assert (G.start._cache_size(), G.decode_chunk._cache_size()) == sizes
+    assert (G._start._cache_size(), G.decode_chunk._cache_size()) == sizes
     assert len(compiles) == before, compiles[before:]
 
 
@@ -156,6 +156,7 @@ def test_warpers_match_transformers_logits_processors(rng):
     (dict(prompts=[[5, 2.5]]), "integer token ids"),
     (dict(sampling={"temperature": 1.0}), "sampling must be a SamplingParams"),
     (dict(stop_ids=None), "stop_ids must be a sequence of integer"),
+    (dict(stop_ids=[-1]), "stop_ids must be token ids in \\[0, "),
 ])
 def test_bad_generate_arguments_fail_early(tiny_models, kwargs, match):
     _, m = tiny_models["llama"]
@@ -163,6 +164,41 @@ def test_bad_generate_arguments_fail_early(tiny_models, kwargs, match):
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         G.generate(m.params, m.cfg, args.pop("prompts"), **args)
+
+
+def test_bad_low_level_arguments_fail_early(tiny_models):
+    """start / decode_chunk / decode_step check shapes, dtypes, budget and (when concrete) values."""
+    from longflow_jax.model import decode_step
+
+    _, m = tiny_models["llama"]
+    tokens = jnp.asarray([[0, 0, 5, 6]], jnp.int32)
+    valid = jnp.asarray([[False, False, True, True]])
+    good = dict(max_new_tokens=4, seed=0, cfg=m.cfg, budget=8)
+    bad_start = [
+        (dict(budget=10**6), "budget must be an integer in \\[2, 512\\]"),
+        (dict(budget=8.0), "budget must be an integer"),
+        (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+        (dict(key_valid=jnp.asarray([[True, True, False, False]])), "left-padded"),
+        (dict(key_valid=valid.astype(jnp.int32)), "key_valid must be a bool array"),
+        (dict(tokens=tokens.at[0, 3].set(10**6)), "tokens must be ids in \\[0, "),
+        (dict(tokens=tokens[0]), "tokens must be a \\[batch, T\\] array"),
+    ]
+    for change, match in bad_start:
+        args = dict(tokens=tokens, key_valid=valid, **good)
+        args.update(change)
+        with pytest.raises(ValueError, match=match):
+            G.start(m.params, args.pop("tokens"), args.pop("key_valid"), args.pop("max_new_tokens"),
+                    args.pop("seed"), **args)
+    state = G.start(m.params, tokens, valid, **good)
+    sp = SamplingParams.create(temperature=0.0)
+    for forced in (jnp.full((2, 3), -1, jnp.int32), jnp.full((1, 3), -1.0), jnp.full((3,), -1, jnp.int32)):
+        with pytest.raises(ValueError, match="forced must be an integer array \\[batch=1, steps\\]"):
+            G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, attn_impl="xla")
+    one = jnp.asarray([7], jnp.int32)
+    for token, position in ((one[None], one), (one, 40), (jnp.asarray([7, 8], jnp.int32), one),
+                            (one, one.astype(jnp.float32))):
+        with pytest.raises(ValueError, match="must be an integer array of shape \\[batch\\] = \\(1,\\)"):
+            decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
 
 
 def test_numpy_prompts_and_scalar_stop_id_are_accepted(tiny_models, rng):

@@ -226,6 +226,8 @@ def test_bad_inputs_raise_value_error(mutate, match):
 @pytest.mark.parametrize("layer,valid_shape,match", [
     (3, (3, 2, 16), r"layer must be in \[0, 3\)"),
     (-1, (3, 2, 16), r"layer must be in \[0, 3\)"),
+    (np.int64(7), (3, 2, 16), r"layer must be in \[0, 3\)"),
+    (jnp.int32(-1), (3, 2, 16), r"layer must be in \[0, 3\)"),
     (1.0, (3, 2, 16), "layer must be an integer scalar"),
     (jnp.zeros((2,), jnp.int32), (3, 2, 16), "layer must be an integer scalar"),
     (0, (2, 16), "valid must have 3 dimensions"),
@@ -246,8 +248,9 @@ def test_bad_options_raise_value_error():
     q, k, v, m = _good()
     with pytest.raises(ValueError, match="impl must be one of"):
         longflow_decode_attention(q, k, v, m, scale=0.125, impl="cuda")
-    with pytest.raises(ValueError, match="scale"):
-        longflow_decode_attention(q, k, v, m, scale=-1.0)
+    for scale in (-1.0, True, float("nan")):
+        with pytest.raises(ValueError, match="scale"):
+            longflow_decode_attention(q, k, v, m, scale=scale)
 
 
 def test_unsupported_for_triton_raises_or_falls_back(monkeypatch):
