@@ -18,10 +18,10 @@ turns them, exactly, into
 It replaced ~5 XLA fusions (40-80 us, most of the time at small shapes).
 
 Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
-all heads) or ``kv_heads`` (``per_kv_head``); program ``p`` merges the output
-of KV head ``p`` of its output group (if ``p`` < heads-per-group) and the
-importance of slot chunk ``p`` (if ``p`` < chunks).  Both jobs are masked-off
-``pl.when`` branches beyond their range, so one launch does everything.
+all heads) or ``kv_heads`` (``per_kv_head``); the first heads-per-group
+programs each merge the output of one KV head of their output group, the
+remaining ones each merge the importance of one slot chunk.  The jobs are
+``pl.when`` branches on the program index, so one launch does everything.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ from pallas_kernels import _triton_compat as _compat
 
 _MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
 _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
-# Register budget of one loaded fp32 tile (elements): 8192 = 64 registers per
-# thread at 4 warps.
-_TILE_ELEMS = 8192
+# Register budget of one loaded fp32 tile (elements): 16384 = 64 registers per
+# thread at 8 warps.  Bigger steps mean fewer dependent load rounds per row:
+# the merge is latency bound at small shapes (benchmarks/NOTES.md, run 10).
+_NUM_WARPS = 8
+_TILE_ELEMS = 16384
 _MAX_STEP_SLOTS = 1024
 # Up to this many loop steps per row, the importance merge runs as one chunk:
 # several chunks need a second launch (an XLA argmin over the chunk minima),
@@ -67,8 +69,8 @@ class CombinePlan:
         return self.rows // self.group
 
     @property
-    def programs(self) -> int:
-        return max(self.row_blocks, self.num_chunks)
+    def programs(self) -> int:  # output jobs first, then one program per importance chunk
+        return self.row_blocks + self.num_chunks
 
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
@@ -183,20 +185,19 @@ def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
 
     def importance_job():
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
-                          cidx_ref, layer=layer, chunk=p, plan=plan, num_splits=num_splits, num_tiles=num_tiles,
-                          block_k=block_k, slots=slots, norm=norm)
+                          cidx_ref, layer=layer, chunk=p - plan.row_blocks, plan=plan,
+                          num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
+                          slots=slots, norm=norm)
 
-    # Skip the branch when every program runs the job anyway.
-    for job, count in ((output_job, plan.row_blocks), (importance_job, plan.num_chunks)):
-        if count == plan.programs:
-            job()
-        else:
-            pl.when(p < count)(job)
+    # Separate programs for the two jobs: the importance merge (the longer
+    # one) never waits behind an output merge in the same program.
+    pl.when(p < plan.row_blocks)(output_job)
+    pl.when(p >= plan.row_blocks)(importance_job)
 
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, block_k: int,
                      slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = 4):
+                     num_warps: int = _NUM_WARPS):
     """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
 
     Args:
