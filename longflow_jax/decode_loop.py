@@ -84,13 +84,16 @@ def _concrete(x) -> bool:
 def _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg: ModelConfig,
                       budget) -> None:
     """Checks for :func:`start`: shapes, dtypes and static args always; values when concrete."""
-    if not _is_int(budget) or not 2 <= budget <= cfg.max_position_embeddings:
-        raise ValueError(f"budget must be an integer in [2, {cfg.max_position_embeddings}] (the model's "
-                         f"context), got {budget!r}")
     for name, x in (("tokens", tokens), ("key_valid", key_valid)):
-        if getattr(x, "ndim", None) != 2:
-            raise ValueError(f"{name} must be a [batch, T] array, got {type(x).__name__} "
+        if getattr(x, "ndim", None) != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"{name} must be a non-empty [batch, T] array, got {type(x).__name__} "
                              f"{getattr(x, 'shape', '')}")
+    # No buffer needs more than the padded prompt plus the model's context
+    # (policy "full" sizes it to prompt_bucket(prompt) + max_new_tokens).
+    most = tokens.shape[1] + cfg.max_position_embeddings
+    if not _is_int(budget) or not 2 <= budget <= most:
+        raise ValueError(f"budget must be an integer in [2, {most}] (padded prompt length + the model's "
+                         f"context), got {budget!r}")
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
         raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
     if key_valid.dtype != jnp.bool_ or key_valid.shape != tokens.shape:
@@ -99,8 +102,11 @@ def _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, c
     for name, x, low in (("max_new_tokens", max_new_tokens, 1), ("min_new_tokens", min_new_tokens, 0),
                          ("seed", seed, 0)):
         int_like = _is_int(x) or (np.ndim(x) == 0 and jnp.issubdtype(getattr(x, "dtype", float), jnp.integer))
-        if _concrete(x) and (not int_like or int(x) < low):
-            raise ValueError(f"{name} must be an integer >= {low}, got {x!r}")
+        if _concrete(x) and (not int_like or not low <= int(x) < 2**31):
+            raise ValueError(f"{name} must be an integer in [{low}, 2**31 - 1], got {x!r}")
+    if _concrete(max_new_tokens) and _concrete(min_new_tokens) and int(min_new_tokens) > int(max_new_tokens):
+        raise ValueError(f"min_new_tokens ({int(min_new_tokens)}) must be <= max_new_tokens "
+                         f"({int(max_new_tokens)})")
     if _concrete(tokens):
         ids = np.asarray(tokens)
         if ids.size and (ids.min() < 0 or ids.max() >= cfg.vocab_size):
@@ -127,7 +133,8 @@ def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, 
       seed: integer PRNG seed.
       min_new_tokens: integer >= 0.
       cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`);
-        budget in ``[2, cfg.max_position_embeddings]``.
+        budget in ``[2, T + cfg.max_position_embeddings]`` (:func:`resolve_budget`
+        gives the usual values).
 
     Raises:
       ValueError: bad shapes, dtypes or budget; with concrete (not traced)

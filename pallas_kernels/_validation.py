@@ -61,7 +61,8 @@ def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
         if k.shape != v.shape:
             raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
                              f"and v {tuple(v.shape)}")
-        k = v = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)
+        k = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)
+        v = jax.ShapeDtypeStruct(v.shape[1:], v.dtype)
         valid = jax.ShapeDtypeStruct(valid.shape[1:], valid.dtype)
     batch, q_heads, head_dim = q.shape
     if k.shape != v.shape:

@@ -198,10 +198,10 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
         a multiple of ``kv_heads`` (GQA).
       valid: ``[batch, slots]`` bool, True where the slot holds a token.
       scale: softmax scale, usually ``head_dim ** -0.5``.
-      layer: None, or an int32 scalar (may be traced); then k/v are the
-        stacked ``[layers, batch, kv_heads, slots, head_dim]`` buffer and
-        valid ``[layers, batch, slots]``; the layer reaches the K/V index
-        maps by scalar prefetch, so nothing is copied.
+      layer: None, or an int32 scalar (may be traced; clamped to
+        ``[0, layers)``); then k/v are the stacked ``[layers, batch, kv_heads,
+        slots, head_dim]`` buffer and valid ``[layers, batch, slots]``; the
+        layer reaches the K/V index maps by scalar prefetch, so nothing is copied.
       per_kv_head: keep importance and eviction slot per KV head.
       interpret: False for the compiled TPU kernel; True, or a
         ``pltpu.InterpretParams`` (e.g. NaN-filled out-of-bounds reads), to run
@@ -223,6 +223,11 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
         k, v = k[None], v[None]
         layer = 0
     else:
+        if k.ndim != 5 or valid.ndim != 3:
+            raise ValueError(f"with layer=, k/v must be [layers, batch, kv_heads, slots, head_dim] and "
+                             f"valid [layers, batch, slots], got k {k.shape}, valid {valid.shape}")
+        # Clamped like lax.dynamic_slice: the K/V index maps use it directly.
+        layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
         valid = lax.dynamic_index_in_dim(valid, layer, 0, keepdims=False)  # small: [b, slots]
     layer_view = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)  # one layer, for the checks
     _validate(q, layer_view, jax.ShapeDtypeStruct(v.shape[1:], v.dtype), valid)

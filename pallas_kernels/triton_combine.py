@@ -21,7 +21,8 @@ Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
 all heads) or ``kv_heads`` (``per_kv_head``); the first heads-per-group
 programs each merge the output of one KV head of their output group, the
 remaining ones each merge the importance of one slot chunk.  The jobs are
-``pl.when`` branches on the program index, so one launch does everything.
+``pl.when`` branches on the program index, so one launch does everything
+(plus the tiny XLA argmin over chunk minima when a row has several chunks).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)
     tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
     total_steps = -(-num_tiles // tiles_per_step)
-    wanted = max(-(-_TARGET_PROGRAMS // (batch * outputs)), rows // group)
+    wanted = -(-_TARGET_PROGRAMS // (batch * outputs))
     num_chunks = 1 if total_steps <= _SINGLE_CHUNK_STEPS else max(1, min(total_steps, wanted))
     steps_per_chunk = -(-total_steps // num_chunks)
     num_chunks = -(-total_steps // steps_per_chunk)

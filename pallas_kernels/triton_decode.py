@@ -73,6 +73,10 @@ _MAX_AUTO_SPLITS = 128
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
+# Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
+VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store")
+_FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
+
 
 @dataclasses.dataclass(frozen=True)
 class KernelConfig:
@@ -104,18 +108,28 @@ class KernelConfig:
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
-                variant: str | None = None, kv_eviction: str | None = None) -> KernelConfig:
+                variant: str | None = None, kv_eviction: str | None = None,
+                group: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
-    Defaults (benchmarks/NOTES.md, runs 3-6): bf16 -> "pvt", 64-slot tiles of
-    head_dim 128, 2 stages, 4 warps; fp32 -> "fma", 64 slots x head_dim 64
-    per tile, 1 stage, 4 warps.
+    Defaults (benchmarks/NOTES.md, runs 3-6): bf16 -> "pvt" with
+    ``16384 // (head_dim * 2)`` slots per tile (64 at head_dim 128), 2 stages,
+    4 warps; fp32 with a query group (``group`` = q_heads / kv_heads, None =
+    small) of at most 8 -> "fma" with ``min(64, 4096 // head_dim)`` slots per
+    tile, 1 stage, 4 warps (measured for groups 3-4; it unrolls one pass per
+    query head, so large groups keep the dot body).
+
+    Raises:
+      ValueError: unknown ``variant``.
     """
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if variant is None:
-        variant = "fma" if jnp.dtype(dtype) == jnp.float32 else "pvt"
+        small_group = group is None or group <= _FMA_MAX_GROUP
+        variant = "fma" if jnp.dtype(dtype) == jnp.float32 and small_group else "pvt"
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     fma = variant == "fma"
     if block_k is None:
         if fma:  # K and V tiles live in registers as fp32: 4096 elements each
@@ -378,7 +392,8 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         slots, head_dim]`` (read in place, no per-layer copy).
       valid: ``[batch, slots]`` bool (``[layers, batch, slots]`` with ``layer``).
       scale: softmax scale.
-      layer: None, or an int32 scalar (may be traced) selecting the layer.
+      layer: None, or an int32 scalar (may be traced) selecting the layer;
+        clamped to ``[0, layers)``.
       per_kv_head: importance and eviction slot per KV head.
       interpret: run the kernel in Pallas interpret mode (CPU tests).
       config: launch shape; ``plan_config`` picks one when None.
@@ -395,11 +410,13 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     if layer is None:  # one layer: a free leading axis of size 1
         k, v, valid = k[None], v[None], valid[None]
         layer = 0
-    layer = jnp.reshape(jnp.asarray(layer, jnp.int32), (1,))
+    # The kernels index memory with it: clamp like lax.dynamic_slice.
+    layer = jnp.clip(jnp.reshape(jnp.asarray(layer, jnp.int32), (1,)), 0, k.shape[0] - 1)
     batch, _, head_dim = q.shape
     kv_heads, slots = k.shape[2], k.shape[3]
     if config is None:
-        config = plan_config(batch, kv_heads, slots, head_dim, q.dtype)
+        config = plan_config(batch, kv_heads, slots, head_dim, q.dtype,
+                             group=q.shape[1] // kv_heads)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile = _split_partials(

@@ -56,7 +56,7 @@ def test_decode_chunk_never_copies_the_kv_buffer(tiny_models, per_kv_head):
                                cfg=m.cfg, attn_impl="xla").compile().as_text()
     k_shape = "f32[" + ",".join(map(str, state.buffer.k.shape)) + "]"
     assert k_shape in hlo  # the buffer is in the program under that name
-    copies = re.findall(r"= " + re.escape(k_shape) + r"\S* copy\(", hlo)
+    copies = re.findall(r"= " + re.escape(k_shape) + r"\S* copy(-start)?\(", hlo)
     assert copies == [], f"{len(copies)} copies of the whole K/V buffer per chunk"
 
 
@@ -175,13 +175,16 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
     valid = jnp.asarray([[False, False, True, True]])
     good = dict(max_new_tokens=4, seed=0, cfg=m.cfg, budget=8)
     bad_start = [
-        (dict(budget=10**6), "budget must be an integer in \\[2, 512\\]"),
+        (dict(budget=10**6), "budget must be an integer in \\[2, 516\\]"),
+        (dict(budget=1), "budget must be an integer in \\[2, 516\\]"),
+        (dict(max_new_tokens=2, min_new_tokens=3), "min_new_tokens \\(3\\) must be <= max_new_tokens"),
+        (dict(seed=2**31), "seed must be an integer in"),
         (dict(budget=8.0), "budget must be an integer"),
-        (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+        (dict(max_new_tokens=0), "max_new_tokens must be an integer in \\[1, "),
         (dict(key_valid=jnp.asarray([[True, True, False, False]])), "left-padded"),
         (dict(key_valid=valid.astype(jnp.int32)), "key_valid must be a bool array"),
         (dict(tokens=tokens.at[0, 3].set(10**6)), "tokens must be ids in \\[0, "),
-        (dict(tokens=tokens[0]), "tokens must be a \\[batch, T\\] array"),
+        (dict(tokens=tokens[0]), "tokens must be a non-empty \\[batch, T\\] array"),
     ]
     for change, match in bad_start:
         args = dict(tokens=tokens, key_valid=valid, **good)
@@ -199,6 +202,14 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
                             (one, one.astype(jnp.float32))):
         with pytest.raises(ValueError, match="must be an integer array of shape \\[batch\\] = \\(1,\\)"):
             decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
+
+
+def test_full_policy_budget_may_exceed_the_context(tiny_models, rng):
+    """policy "full" sizes the buffer to the padded prompt + max_new_tokens, which can pass the context."""
+    _, m = tiny_models["llama"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 300).tolist()  # padded to 512 = the context
+    res = G.generate(m.params, m.cfg, [prompt], max_new_tokens=4, policy="full", attn_impl="xla")
+    assert res.budget == 516 > m.cfg.max_position_embeddings and len(res.tokens[0]) == 4
 
 
 def test_numpy_prompts_and_scalar_stop_id_are_accepted(tiny_models, rng):

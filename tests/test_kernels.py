@@ -137,18 +137,37 @@ def test_default_kernel_body_per_dtype():
 
 
 @pytest.mark.parametrize("impl", ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []))
-def test_stacked_buffer_reads_the_given_layer(impl):
-    """``layer=``: each layer of a stacked [layers, ...] buffer gives that layer's result."""
+@pytest.mark.parametrize("dtype,per_kv_head", [("float32", False), ("bfloat16", True)])
+def test_stacked_buffer_reads_the_given_layer(impl, dtype, per_kv_head):
+    """``layer=``: each layer of a stacked [layers, ...] buffer gives that layer's result.
+
+    fp32 runs the Triton "fma" body with the shared combine, bf16 the "pvt"
+    body with the per-KV-head combine.
+    """
     rng = np.random.default_rng()
-    per_layer = [make_inputs(rng, 2, 8, 2, 64, 100, mask, "float32")
+    per_layer = [make_inputs(rng, 2, 8, 2, 64, 100, mask, dtype)
                  for mask in ("random", "left_pad", "all")]
     k_all, v_all, valid_all = (jnp.stack([x[i] for x in per_layer]) for i in (1, 2, 3))
     fn = jax.jit(lambda q, layer: longflow_decode_attention(
-        q, k_all, v_all, valid_all, scale=0.125, layer=layer, impl=impl, return_importance=True,
-        interpret=True))
+        q, k_all, v_all, valid_all, scale=0.125, layer=layer, impl=impl, per_kv_head=per_kv_head,
+        return_importance=True, interpret=True))
     for layer, (q, k, v, valid) in enumerate(per_layer):
         result = fn(q, jnp.int32(layer))  # traced layer index: one compile for all layers
-        check_against_reference(result, q, k, v, valid, 0.125, False, "float32")
+        check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
+    # A traced out-of-range index is clamped (lax.dynamic_slice semantics): the last layer.
+    q, k, v, valid = per_layer[-1]
+    check_against_reference(fn(q, jnp.int32(7)), q, k, v, valid, 0.125, per_kv_head, dtype)
+
+
+def test_stacked_buffer_checks_v_dtype_and_variant_names():
+    q, k, v, _ = _good()
+    k3, v3 = jnp.stack([k] * 3), jnp.stack([v] * 3).astype(jnp.bfloat16)
+    with pytest.raises(ValueError, match="k and v must have q's dtype"):
+        longflow_decode_attention(q, k3, v3, jnp.ones((3, 2, 16), bool), scale=0.125, layer=1)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        triton_decode.plan_config(2, 2, 16, 64, jnp.float32, variant="fmaa")
+    # Large query groups keep the dot body even in fp32 ("fma" unrolls per head).
+    assert triton_decode.plan_config(2, 1, 16, 64, jnp.float32, group=32).variant == "pvt"
 
 
 def test_row_without_valid_slot_gives_zeros_not_nan():
