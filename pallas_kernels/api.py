@@ -13,7 +13,6 @@ import importlib
 import warnings
 
 import jax
-import jax.numpy as jnp
 
 from pallas_kernels import triton_decode
 from pallas_kernels._validation import validate_decode_args
@@ -90,9 +89,6 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
     scale = float(scale)
-    if layer is not None:
-        # Clamp like lax.dynamic_slice: the kernels index memory with it.
-        layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
 
     def run_xla(q, k, v, valid):
         return longflow_attention_xla(q, k, v, valid, scale=scale, layer=layer,

@@ -26,6 +26,17 @@ def _copy(src, tmp_path):
     return dst
 
 
+def _copy_with_config(src, tmp_path, drop=(), **changes):
+    """A copy of checkpoint ``src`` whose config.json has ``drop`` removed and ``changes`` set."""
+    d = _copy(src, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    for key in drop:
+        cfg.pop(key, None)
+    cfg.update(changes)
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
 def test_sharded_checkpoint_loads_same_weights(llama_dir, tmp_path):
     import torch
     import transformers
@@ -60,29 +71,20 @@ def test_bfloat16_load(llama_dir, tmp_path):
 
 
 def test_unsupported_architecture_is_named(llama_dir, tmp_path):
-    d = _copy(llama_dir, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["architectures"] = ["MistralForCausalLM"]
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _copy_with_config(llama_dir, tmp_path, architectures=["MistralForCausalLM"])
     with pytest.raises(UnsupportedModelError, match="MistralForCausalLM.*supported: LlamaForCausalLM"):
         load_model(d)
 
 
 def test_unsupported_rope_scaling_is_named(llama_dir, tmp_path):
-    d = _copy(llama_dir, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg.pop("rope_parameters", None)
-    cfg["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _copy_with_config(llama_dir, tmp_path, drop=("rope_parameters",),
+                          rope_scaling={"rope_type": "yarn", "factor": 4.0})
     with pytest.raises(UnsupportedModelError, match="'yarn'"):
         load_model(d)
 
 
 def test_weights_that_do_not_match_the_config(llama_dir, tmp_path):
-    d = _copy(llama_dir, tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["intermediate_size"] = 96
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _copy_with_config(llama_dir, tmp_path, intermediate_size=96)
     with pytest.raises(ModelLoadError, match="mlp.gate_proj.weight has shape \\(128, 64\\), expected \\(96, 64\\)"):
         load_model(d)
 
