@@ -177,6 +177,8 @@ def main() -> None:
             t = {impl: step_time(p, cfg, impl, batch, budget) for impl in ("xla", "triton")}
             print(f"| {jnp.dtype(dtype).name} | {batch} | {budget} | {t['xla'] * 1e3:.3f} | {t['triton'] * 1e3:.3f} "
                   f"| {t['triton'] / t['xla']:.2f} |", flush=True)
+    if os.environ.get("E2E_SKIP_RESTACK"):  # measured once (run 9); skip to save device time
+        return
     # The buffer-in-carry decode step vs the old re-stacking one, same scan harness.
     p = random_params(cfg, jnp.bfloat16)
     print("\n| bf16, batch 64, budget 4096 | buffer in scan carry (now) ms/step | "

@@ -60,10 +60,13 @@ def correctness(rng) -> bool:
         (1, 8, 2, 64, 16, jnp.float32, "all", False),
         (16, 32, 8, 128, 8192, jnp.bfloat16, "random", False),
         (4, 9, 3, 64, 1024, jnp.float32, "random", False),
+        # batch x kv_heads >= 528: one split per row (the headline's launch shape)
+        (128, 32, 8, 128, 2048, jnp.bfloat16, "random", False),
+        (128, 32, 8, 128, 1000, jnp.bfloat16, "left_pad", True),
     ]
     ok_all = True
     f32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))  # noqa: E731
-    for overrides in (dict(OVERRIDES), {"variant": "fma"}, {"variant": "pvt"}):
+    for overrides in (dict(OVERRIDES), {"variant": "fma"}, {"variant": "pvt"}, {"num_splits": 1}):
         for b, hq, hkv, d, s, dt, mask, pkv in cases:
             try:
                 qj, kj, vj, valid_j = random_decode_inputs(rng, b, hq, hkv, d, s, mask, dt)
@@ -85,7 +88,8 @@ def correctness(rng) -> bool:
                 good = (rel <= tol and np.isfinite(out).all() and np.isfinite(np.asarray(imp)).all()
                         and imp_rel <= tol)
                 ok_all &= bool(good)
-                log(f"check {cfg.variant} st={cfg.num_stages} bk={cfg.block_k} b={b} h={hq}/{hkv} "
+                log(f"check {cfg.variant} st={cfg.num_stages} bk={cfg.block_k} sp={cfg.num_splits} "
+                    f"b={b} h={hq}/{hkv} "
                     f"d={d} s={s} {jnp.dtype(dt).name} {mask} pkv={pkv}: out_rel={rel:.2e} "
                     f"imp_rel={imp_rel:.2e} slot_match={slot_ok:.2f} {'PASS' if good else 'FAIL'}")
             except Exception:  # keep going: one failure must not lose the rest
