@@ -49,8 +49,9 @@ def log(*a):
 
 
 # ----------------------------------------------------------------------------- correctness
-def correctness(rng) -> bool:
-    """Every case for the chosen launch config and for the "fma" body, plus the stacked-buffer path."""
+def correctness(rng, quick: bool = False) -> bool:
+    """Every case for the chosen launch config, the "fma" and "pvt" bodies and one split
+    (only the chosen config if ``quick``), all through the stacked-buffer path."""
     cases = [  # batch, q_heads, kv_heads, head_dim, slots, dtype, mask, per_kv_head
         (3, 32, 8, 128, 1000, jnp.float32, "random", False),
         (3, 32, 8, 128, 1000, jnp.bfloat16, "random", False),
@@ -63,10 +64,13 @@ def correctness(rng) -> bool:
         # batch x kv_heads >= 528: one split per row (the headline's launch shape)
         (128, 32, 8, 128, 2048, jnp.bfloat16, "random", False),
         (128, 32, 8, 128, 1000, jnp.bfloat16, "left_pad", True),
+        # many importance chunks per row: the combine's last-chunk reduction decides
+        (4, 32, 8, 128, 16384, jnp.bfloat16, "all", False),
     ]
     ok_all = True
     f32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))  # noqa: E731
-    for overrides in (dict(OVERRIDES), {"variant": "fma"}, {"variant": "pvt"}, {"num_splits": 1}):
+    override_sets = [dict(OVERRIDES), {"variant": "fma"}, {"variant": "pvt"}, {"num_splits": 1}]
+    for overrides in override_sets[:1] if quick else override_sets:
         for b, hq, hkv, d, s, dt, mask, pkv in cases:
             try:
                 qj, kj, vj, valid_j = random_decode_inputs(rng, b, hq, hkv, d, s, mask, dt)
@@ -388,6 +392,7 @@ def main():
     ap.add_argument("--skip-table", action="store_true")
     ap.add_argument("--ablate", action="store_true")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--quick-check", action="store_true", help="checks with the chosen config only")
     ap.add_argument("--shapes", help="table rows only for these, e.g. 1x1024,8x2048")
     ap.add_argument("--label", default="", help="suffix of the table file name")
     args = ap.parse_args()
@@ -404,7 +409,7 @@ def main():
         log(f"ablation done ({time.time() - t0:.0f}s)")
     t0 = time.time()
     if not args.skip_check:
-        ok = correctness(rng)
+        ok = correctness(rng, quick=args.quick_check)
         log(f"correctness {'PASS' if ok else 'FAIL'} ({time.time() - t0:.0f}s)")
     if args.sweep:
         t0 = time.time()

@@ -12,10 +12,15 @@ turns them, exactly, into
   divided by ``heads * head_dim``;
 * per chunk of slots, the minimum eviction key and its lowest index (key -1 for
   invalid slots, as in ``xla.select_eviction_slot``); with one chunk that is
-  the eviction slot itself, otherwise a tiny XLA argmin over the chunk minima
-  finishes it (lowest chunk on ties, so lowest slot overall).
+  the eviction slot itself.  With several chunks, each chunk program bumps a
+  per-row counter after storing its minimum (an acquire-release atomic); the
+  program that finds itself last reduces the chunk minima of its row (lowest
+  chunk on ties, so lowest slot overall).  The split kernel zeroes the counter,
+  so no extra launch is needed for it.
 
-It replaced ~5 XLA fusions (40-80 us, most of the time at small shapes).
+It replaced ~5 XLA fusions (40-80 us, most of the time at small shapes); the
+counter replaced the last two (an argmin over chunk minima), which cost ~10 us
+of host dispatch at batch 1 (benchmarks/NOTES.md).
 
 Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
 all heads) or ``kv_heads`` (``per_kv_head``); the first heads-per-group
@@ -45,10 +50,9 @@ _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
 _NUM_WARPS = 8
 _TILE_ELEMS = 16384
 _MAX_STEP_SLOTS = 1024
-# Up to this many loop steps per row, the importance merge runs as one chunk:
-# several chunks need a second launch (an XLA argmin over the chunk minima),
-# and at small shapes each launch costs ~10 us, more than 8 serial steps
-# (benchmarks/NOTES.md, run 6).
+# Up to this many loop steps per row, the importance merge runs as one chunk
+# (several chunks need the atomic counter and a final reduction, measured
+# slower than 8 serial steps at small shapes: benchmarks/NOTES.md, run 6).
 _SINGLE_CHUNK_STEPS = 8
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
@@ -136,8 +140,9 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
 
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
-                      *, layer, chunk, plan: CombinePlan, num_splits, num_tiles, block_k, slots, norm):
-    """Importance of slot chunk ``chunk``, and the chunk's (min key, lowest argmin)."""
+                      count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
+                      num_tiles, block_k, slots, norm, barrier):
+    """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
     step_slots = tps * block_k
@@ -169,13 +174,32 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
 
     best_key, best_idx = jax.lax.fori_loop(
         0, plan.steps_per_chunk, body, (jnp.float32(jnp.inf), jnp.int32(0)))
+    if plan.num_chunks == 1:
+        _store(slot_ref, jnp.full((1,), best_idx, jnp.int32))
+        return
     _store(cmin_ref.at[pl.ds(chunk, 1)], jnp.full((1,), best_key, jnp.float32))
     _store(cidx_ref.at[pl.ds(chunk, 1)], jnp.full((1,), best_idx, jnp.int32))
+    if barrier:  # every thread's stores above happen before the release below
+        pltriton.debug_barrier()
+    done_before = pltriton.atomic_add(count_ref, (jnp.int32(0),), jnp.int32(1))  # acq_rel, GPU scope
+
+    @pl.when(done_before == plan.num_chunks - 1)
+    def _last_chunk_reduces_the_row():
+        nc_p = _next_pow2(plan.num_chunks)
+        ok = jnp.arange(nc_p) < plan.num_chunks
+        # volatile: read what the other programs wrote, never a stale L1 line
+        keys = _load(cmin_ref.at[pl.ds(0, nc_p)], mask=ok, other=jnp.inf, volatile=True)
+        idxs = _load(cidx_ref.at[pl.ds(0, nc_p)], mask=ok, other=0, volatile=True)
+        key_min = jnp.min(keys)
+        # Chunks hold increasing slot ranges: the lowest index among the minima wins ties.
+        slot = jnp.min(jnp.where(ok & (keys == key_min), idxs, jnp.iinfo(jnp.int32).max))
+        _store(slot_ref, jnp.full((1,), slot, jnp.int32))
 
 
-def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
-                    out_ref, imp_out_ref, cmin_ref, cidx_ref, *, plan: CombinePlan,
-                    num_splits, num_tiles, block_k, slots, head_dim, norm):
+def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
+                    out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref, *,
+                    plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim, norm,
+                    barrier):
     # Read once here: interpret mode cannot evaluate program_id inside a branch.
     p = pl.program_id(2)
     layer = layer_ref[0]
@@ -186,9 +210,9 @@ def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
 
     def importance_job():
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
-                          cidx_ref, layer=layer, chunk=p - plan.row_blocks, plan=plan,
-                          num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-                          slots=slots, norm=norm)
+                          cidx_ref, count_ref, slot_ref, layer=layer, chunk=p - plan.row_blocks,
+                          plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
+                          slots=slots, norm=norm, barrier=barrier)
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
@@ -196,7 +220,8 @@ def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref,
     pl.when(p >= plan.row_blocks)(importance_job)
 
 
-def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, block_k: int,
+def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
+                     block_k: int,
                      slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = _NUM_WARPS):
     """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
@@ -209,6 +234,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, 
       m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
       valid: ``[layers, batch, slots]`` bool, True where the slot holds a token.
       layer: int32 ``[1]``, the layer of ``valid`` to use.
+      counter: int32 ``[batch, kv_heads, 1]``, all zeros (the split kernel writes
+        them): per-row count of finished importance chunks, updated in place.
       block_k: slots per tile of the split kernel.
       slots: real slot count (``<= tiles * block_k``).
       out_dtype: dtype of the attention output.
@@ -237,6 +264,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, 
     in_specs = [pl.BlockSpec((1,), lambda b, o, p: (0,))]
     in_specs += [whole(v.shape[2:]) for v in views]
     in_specs.append(pl.BlockSpec((valid.shape[0], None, slots), lambda b, o, p: (0, b, 0)))
+    count_spec = pl.BlockSpec((None, None, 1), lambda b, o, p: (b, o, 0))
+    in_specs.append(count_spec)
     out_shape = [
         jax.ShapeDtypeStruct((batch, outputs, rows, head_dim), out_dtype),
         jax.ShapeDtypeStruct((batch, outputs, slots), jnp.float32),
@@ -244,25 +273,27 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, *, 
         jax.ShapeDtypeStruct((batch, outputs, plan.num_chunks), jnp.int32),  # its slot
     ]
     out_specs = [whole(s.shape[2:]) for s in out_shape]
+    out_shape.append(jax.ShapeDtypeStruct(counter.shape, jnp.int32))  # updated in place
+    out_specs.append(count_spec)
+    out_shape.append(jax.ShapeDtypeStruct((batch, outputs, 1), jnp.int32))  # eviction slot
+    out_specs.append(whole((1,)))
     kernel = functools.partial(
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-        slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim))
-    out, importance, chunk_min, chunk_idx = pl.pallas_call(
+        slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
+        barrier=not interpret)  # interpret mode runs programs one after another
+    out, importance, _, _, _, slot = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),
         in_specs=in_specs,
         out_specs=out_specs,
         out_shape=out_shape,
+        input_output_aliases={len(in_specs) - 1: 4},
         compiler_params=pltriton.CompilerParams(num_warps=num_warps, num_stages=2),
         interpret=interpret,
         name="longflow_decode_combine",
-    )(layer, *views, valid)
+    )(layer, *views, valid, counter)
 
-    if plan.num_chunks == 1:
-        slot = chunk_idx[..., 0]
-    else:  # lowest chunk among equal minima holds the lowest slot
-        best = jnp.argmin(chunk_min, axis=-1)
-        slot = jnp.take_along_axis(chunk_idx, best[..., None], axis=-1)[..., 0]
+    slot = slot[..., 0]
     out = out.reshape(batch, kv_heads * group, head_dim)
     if not per_kv_head:
         slot, importance = slot[:, 0], importance[:, 0]

@@ -40,7 +40,9 @@ program indexes it with the layer number loaded from a 1-element array
 
 The combine is one more small Pallas launch (``triton_combine``): global
 ``M, L``, output, importance and the eviction slot with the tie and
-invalid-slot rules of ``xla.select_eviction_slot``.
+invalid-slot rules of ``xla.select_eviction_slot``.  The split kernel also
+zeroes the combine's per-row chunk counter (one int32 per sequence and KV
+head), which saves a memset launch.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
 
 
 def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
-                  o_ref, m_ref, l_ref, imp_ref, mblk_ref, *,
+                  o_ref, m_ref, l_ref, imp_ref, mblk_ref, count_ref, *,
                   scale, group, head_dim, slots, cfg: KernelConfig,
                   group_p, head_dim_p, precision):
     """One program: one (sequence, KV head, split of slots) of layer ``layer_ref[0]``.
@@ -172,6 +174,11 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     """
     split = pl.program_id(2)
     layer = layer_ref[0]
+
+    @pl.when(split == 0)
+    def _zero_combine_counter():
+        _store(count_ref, jnp.zeros((1,), jnp.int32))
+
     block_k = cfg.block_k
     col_ok = jnp.arange(head_dim_p) < head_dim
     pad_cols = head_dim_p != head_dim
@@ -329,6 +336,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
         jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots), f32),  # e * |v|_1
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
+        jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]
     # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
     # slots -> padded_slots); every load/store past the end is masked.  The
@@ -347,6 +355,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, sl), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, bps), lambda b, h, s: (b, h, 0, s)),
+        pl.BlockSpec((None, None, 1), lambda b, h, s: (b, h, 0)),
     ]
     qg = q.reshape(batch, kv_heads, group, head_dim)
     return pl.pallas_call(
@@ -419,8 +428,8 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
                              group=q.shape[1] // kv_heads)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
-    o_part, m_part, l_part, imp_part, m_tile = _split_partials(
+    o_part, m_part, l_part, imp_part, m_tile, counter = _split_partials(
         q, k, v, valid, layer, scale=scale, cfg=config, interpret=interpret)
-    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer,
+    return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret)

@@ -131,6 +131,51 @@ def test_exact_kernel_variants(variant, dtype):
     check_against_reference(result, q, k, v, valid, 0.125, False, dtype)
 
 
+@pytest.fixture
+def many_chunks(monkeypatch):
+    """Makes the combine split every row into several importance chunks (small steps)."""
+    from pallas_kernels import triton_combine
+    monkeypatch.setattr(triton_combine, "_SINGLE_CHUNK_STEPS", 1)
+    monkeypatch.setattr(triton_combine, "_MAX_STEP_SLOTS", 64)
+    return triton_combine
+
+
+@pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
+    ("bfloat16", (8, 2), "random", False), ("float32", (9, 3), "left_pad", True),
+])
+def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, per_kv_head):
+    """Rows merged in several chunks: the last chunk program to finish picks the slot."""
+    rng = np.random.default_rng()
+    (hq, hkv), slots = heads, 300
+    q, k, v, valid = make_inputs(rng, 3, hq, hkv, 64, slots, mask, dtype)
+    result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
+                                                     per_kv_head=per_kv_head, interpret=True)
+    check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
+
+
+def test_multi_chunk_ties_go_to_the_lowest_slot(many_chunks):
+    """Equal keys in several chunks: the lowest slot wins, as in xla.select_eviction_slot."""
+    rng = np.random.default_rng()
+    batch, slots, d = 2, 300, 64
+    q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
+    # Every slot holds the same K/V, so every valid slot has exactly the same importance.
+    k = jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, 1, 1, d)), jnp.float32),
+                         (batch, 1, slots, d))
+    v = jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, 1, 1, d)), jnp.float32),
+                         (batch, 1, slots, d))
+    valid = np.ones((batch, slots), bool)
+    valid[1, [170, 290]] = False  # row 1: two empty slots in later chunks rank first
+    cfg = triton_decode.plan_config(batch, 1, slots, d, jnp.float32)
+    plan = many_chunks.plan_combine(batch, 1, 4, 4, cfg.num_splits * cfg.blocks_per_split,
+                                    cfg.block_k, d)
+    assert plan.num_chunks > 2
+    _, slot, imp = triton_decode.longflow_attention_triton(q, k, v, jnp.asarray(valid),
+                                                           scale=0.125, interpret=True)
+    row0 = np.asarray(imp)[0]
+    assert np.all(row0 == row0[0]) and row0[0] > 0  # exact ties, so the rule is what decides
+    assert np.asarray(slot).tolist() == [0, 170]
+
+
 def test_default_kernel_body_per_dtype():
     assert triton_decode.plan_config(8, 8, 2048, 128, jnp.bfloat16).variant == "pvt"
     assert triton_decode.plan_config(8, 3, 1024, 64, jnp.float32).variant == "fma"
