@@ -51,8 +51,9 @@ _NUM_WARPS = 8
 _TILE_ELEMS = 16384
 _MAX_STEP_SLOTS = 1024
 # Up to this many loop steps per row, the importance merge runs as one chunk
-# (several chunks need the atomic counter and a final reduction, measured
-# slower than 8 serial steps at small shapes: benchmarks/NOTES.md, run 6).
+# (one program per row).  Chosen in run 6, when several chunks still cost an
+# extra XLA launch (~10 us at small shapes, benchmarks/NOTES.md); not re-tuned
+# since the atomic counter replaced that launch.
 _SINGLE_CHUNK_STEPS = 8
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
@@ -221,10 +222,9 @@ def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, 
 
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
-                     block_k: int,
-                     slots: int, out_dtype, per_kv_head: bool, interpret: bool,
+                     block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = _NUM_WARPS):
-    """Merges the split kernel's partials in one Pallas launch (+ a tiny argmin if chunked).
+    """Merges the split kernel's partials in one Pallas launch.
 
     Args:
       o_part: ``[batch, kv_heads, group, splits, head_dim]`` f32 unnormalised outputs.
