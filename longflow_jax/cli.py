@@ -22,8 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="longflow-sample",
         description="Generate long outputs with a fixed-size KV cache chosen by the LongFlow eviction rule.",
     )
-    p.add_argument("--model", help="HF checkpoint folder or .gguf file (default: embedded SmolLM2-135M-Instruct)")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--model", help="HF checkpoint folder, .gguf file or converted checkpoint folder "
+                                   "(default: embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--save-checkpoint", metavar="DIR",
+                   help="convert --model once: write it as an Orbax checkpoint to the new or empty folder DIR "
+                        "(e.g. checkpoints/smollm2) and exit; later runs load DIR with --model DIR")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", help="a single prompt (streams the answer)")
     src.add_argument("--prompt-file", help="text file holding one prompt")
     src.add_argument("--jsonl", help="JSON-lines file, one prompt per line (see --field)")
@@ -213,9 +217,34 @@ class _RecordWriter:
             print(f"interrupted: finished records kept in {self.partial}", file=sys.stderr)
 
 
+def _save_checkpoint(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    """``--save-checkpoint DIR``: load ``--model`` and write it as an Orbax checkpoint."""
+    if a.prompt is not None or a.prompt_file is not None or a.jsonl is not None:
+        p.error("--save-checkpoint converts a model and exits; it takes no --prompt/--prompt-file/--jsonl")
+    target = Path(a.save_checkpoint).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        p.error(f"--save-checkpoint: {target} exists and is not empty (nothing is overwritten)")
+    from longflow_jax.checkpointing import save_checkpoint
+    from longflow_jax.config import UnsupportedModelError
+    from longflow_jax.loading import ModelLoadError, load_model
+
+    try:
+        model = load_model(a.model, dtype=a.dtype)
+    except (ModelLoadError, UnsupportedModelError) as e:
+        p.error(f"--model: {e}")
+    path = save_checkpoint(model, target)
+    print(f"saved {model.source} ({a.dtype}) to {path}; load it with --model {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    if a.save_checkpoint is not None:
+        return _save_checkpoint(parser, a)
+    if a.prompt is None and a.prompt_file is None and a.jsonl is None:
+        parser.error("one of the arguments --prompt --prompt-file --jsonl is required "
+                     "(or --save-checkpoint DIR)")
     _check_args(parser, a)
     prompts = _read_prompts(parser, a)
 

