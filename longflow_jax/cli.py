@@ -221,6 +221,10 @@ def _save_checkpoint(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     """``--save-checkpoint DIR``: load ``--model`` and write it as an Orbax checkpoint."""
     if a.prompt is not None or a.prompt_file is not None or a.jsonl is not None:
         p.error("--save-checkpoint converts a model and exits; it takes no --prompt/--prompt-file/--jsonl")
+    ignored = [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+               if k not in ("model", "dtype", "save_checkpoint") and v != p.get_default(k)]
+    if ignored:
+        p.error(f"--save-checkpoint takes only --model and --dtype; got also {', '.join(ignored)}")
     target = Path(a.save_checkpoint).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         p.error(f"--save-checkpoint: {target} exists and is not empty (nothing is overwritten)")

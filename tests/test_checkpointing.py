@@ -103,6 +103,7 @@ def test_cli_converts_then_generates_the_same_tokens(hf_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--prompt", "w5"], "takes no --prompt"),
+    (["--budget", "64"], "takes only --model and --dtype; got also --budget"),
     ([], "exists and is not empty"),
 ])
 def test_cli_save_checkpoint_errors(tmp_path, capsys, extra, message):
