@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -73,8 +74,8 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--min-new-tokens must be in [0, --max-new-tokens], got {a.min_new_tokens}")
     if not (finite(a.temperature) and a.temperature >= 0):
         p.error(f"--temperature must be a finite number >= 0 (0 = greedy), got {a.temperature}")
-    if a.top_k < 0:
-        p.error(f"--top-k must be >= 0 (0 disables), got {a.top_k}")
+    if not 0 <= a.top_k < 2**31:
+        p.error(f"--top-k must be in [0, 2**31 - 1] (0 disables), got {a.top_k}")
     if not 0 < a.top_p <= 1:
         p.error(f"--top-p must be in (0, 1], got {a.top_p}")
     if not (finite(a.repetition_penalty) and a.repetition_penalty > 0):
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     if max(map(len, encoded)) + a.max_new_tokens > context:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
+        # generate() warns about the same thing; the note above already said it once
+        warnings.filterwarnings("ignore", message=r"prompt \+ max_new_tokens .* exceeds the model's context")
 
     stream = len(encoded) == 1
     writer = _RecordWriter(a.output, echo=not stream)

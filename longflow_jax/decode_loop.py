@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import jax
@@ -163,9 +164,25 @@ def _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "stop_ids", "attn_impl"), donate_argnames=("state",))
 def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: SamplingParams, *,
-                 cfg: ModelConfig, stop_ids: tuple[int, ...] = (), attn_impl: str = "auto"):
+                 cfg: ModelConfig, stop_ids: Sequence[int] = (), attn_impl: str = "auto"):
+    """Run ``forced.shape[1]`` decode steps inside jit (``stop_ids`` checked, then one jitted call).
+
+    Args and returns as :func:`_decode_chunk`; ``stop_ids`` may be any
+    sequence of ints in ``[0, vocab_size)`` (it becomes a static tuple).
+
+    Raises:
+      TypeError / ValueError: ``stop_ids`` not integers / outside the vocabulary;
+        as :func:`_decode_chunk` otherwise.
+    """
+    stop_ids = _check_stop_ids(stop_ids, cfg.vocab_size)
+    return _decode_chunk(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids,
+                         attn_impl=attn_impl)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "stop_ids", "attn_impl"), donate_argnames=("state",))
+def _decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: SamplingParams, *,
+                  cfg: ModelConfig, stop_ids: tuple[int, ...] = (), attn_impl: str = "auto"):
     """Run ``forced.shape[1]`` decode steps inside jit.
 
     Args:
@@ -366,15 +383,21 @@ def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     if sampling is not None and not isinstance(sampling, SamplingParams):
         raise TypeError(f"sampling must be a SamplingParams (SamplingParams.create(...)), got {type(sampling).__name__}")
-    if isinstance(stop_ids, (int, np.integer)):
-        stop_ids = (stop_ids,)
-    if stop_ids is None or not all(_is_int(s) for s in stop_ids):
-        raise TypeError(f"stop_ids must be a sequence of integer token ids, got {stop_ids!r}")
-    if vocab_size is not None and not all(0 <= s < vocab_size for s in stop_ids):
-        raise ValueError(f"stop_ids must be token ids in [0, {vocab_size}), got {list(stop_ids)!r}")
+    stop_ids = _check_stop_ids(stop_ids, vocab_size)
     if not _is_int(seed) or not 0 <= seed < 2**31:
         raise ValueError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
     check_attn_impl(attn_impl)
+    return stop_ids
+
+
+def _check_stop_ids(stop_ids, vocab_size=None) -> tuple[int, ...]:
+    """``stop_ids`` (an int or a sequence of ints) as a hashable tuple; TypeError / ValueError if bad."""
+    if isinstance(stop_ids, (int, np.integer)):
+        stop_ids = (stop_ids,)
+    if stop_ids is None or isinstance(stop_ids, (str, bytes)) or not all(_is_int(s) for s in stop_ids):
+        raise TypeError(f"stop_ids must be a sequence of integer token ids, got {stop_ids!r}")
+    if vocab_size is not None and not all(0 <= s < vocab_size for s in stop_ids):
+        raise ValueError(f"stop_ids must be token ids in [0, {vocab_size}), got {list(stop_ids)!r}")
     return tuple(int(s) for s in stop_ids)
 
 
@@ -436,6 +459,12 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     prompts = _check_token_rows(prompts, "prompts", cfg)
     tokens, valid = _pad_prompts(prompts, cfg)
     budget = resolve_budget(cfg, policy, max(len(p) for p in prompts), max_new_tokens, budget, compression)
+    longest_total = max(len(p) for p in prompts) + max_new_tokens
+    if longest_total > cfg.max_position_embeddings:  # only longflow gets here ("full" raised above)
+        warnings.warn(f"prompt + max_new_tokens ({longest_total}) exceeds the model's context "
+                      f"({cfg.max_position_embeddings}): the KV buffer stays at {budget} slots, but "
+                      f"positions past the context rely on RoPE extrapolation", UserWarning,
+                      stacklevel=2)
     sampling = sampling or SamplingParams.create(temperature=0.0)
     b = len(prompts)
     forced_all = np.full((b, max_new_tokens + chunk), -1, np.int32)

@@ -41,15 +41,17 @@ class SamplingParams:
         """Validate and build.  ``temperature=0`` means greedy (``do_sample`` defaults to ``temperature > 0``).
 
         Raises:
-          ValueError: temperature < 0, top_k < 0, top_p outside (0, 1], repetition_penalty <= 0.
+          ValueError: temperature < 0, top_k outside [0, 2**31 - 1], top_p outside (0, 1],
+            repetition_penalty <= 0.
         """
         def finite(x):
             return isinstance(x, (int, float, np.integer, np.floating)) and np.isfinite(x)
 
         if not finite(temperature) or not temperature >= 0:
             raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-        if not isinstance(top_k, (int, np.integer)) or top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0 (0 disables), got {top_k!r}")
+        if not isinstance(top_k, (int, np.integer)) or not 0 <= top_k < 2**31:
+            raise ValueError(f"top_k must be an integer in [0, 2**31 - 1] (0 disables; values above the "
+                             f"vocabulary size keep every token), got {top_k!r}")
         if not finite(top_p) or not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
         if not finite(repetition_penalty) or not repetition_penalty > 0:

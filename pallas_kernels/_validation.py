@@ -86,7 +86,7 @@ def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
     if jnp.dtype(valid.dtype) != jnp.dtype(bool):
         raise ValueError(f"valid must be bool, got {valid.dtype}")
     if jnp.dtype(q.dtype) not in FLOAT_DTYPES:
-        raise ValueError(f"q.dtype must be one of {[str(d) for d in FLOAT_DTYPES]}, "
+        raise ValueError(f"q.dtype must be float32 or bfloat16 (float16: impl='xla' only), "
                          f"got {q.dtype}")
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"k and v must have q's dtype {q.dtype}, got k {k.dtype}, v {v.dtype}")

@@ -31,11 +31,11 @@ def test_generating_more_tokens_compiles_nothing_new(tiny_models, rng):
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, _secs, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
     G.generate(m.params, m.cfg, prompt, max_new_tokens=50, budget=12, attn_impl="xla")
-    sizes = (G._start._cache_size(), G.decode_chunk._cache_size())
+    sizes = (G._start._cache_size(), G._decode_chunk._cache_size())
     before = len(compiles)
     res = G.generate(m.params, m.cfg, prompt, max_new_tokens=500, budget=12, attn_impl="xla")
     assert len(res.tokens[0]) == 500
-    assert (G._start._cache_size(), G.decode_chunk._cache_size()) == sizes
+    assert (G._start._cache_size(), G._decode_chunk._cache_size()) == sizes
     assert len(compiles) == before, compiles[before:]
 
 
@@ -52,7 +52,7 @@ def test_decode_chunk_never_copies_the_kv_buffer(tiny_models, per_kv_head):
     state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 8, 0, cfg=m.cfg, budget=64,
                     per_kv_head=per_kv_head)
     forced = jnp.full((2, 4), -1, jnp.int32)
-    hlo = G.decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
+    hlo = G._decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
                                cfg=m.cfg, attn_impl="xla").compile().as_text()
     k_shape = "f32[" + ",".join(map(str, state.buffer.k.shape)) + "]"
     assert k_shape in hlo  # the buffer is in the program under that name
@@ -197,11 +197,37 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
     for forced in (jnp.full((2, 3), -1, jnp.int32), jnp.full((1, 3), -1.0), jnp.full((3,), -1, jnp.int32)):
         with pytest.raises(ValueError, match="forced must be an integer array \\[batch=1, steps\\]"):
             G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, attn_impl="xla")
+    forced = jnp.full((1, 3), -1, jnp.int32)
+    with pytest.raises(ValueError, match="stop_ids must be token ids in \\[0, "):
+        G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[10**6], attn_impl="xla")
+    with pytest.raises(TypeError, match="stop_ids must be a sequence of integer"):
+        G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids="2", attn_impl="xla")
     one = jnp.asarray([7], jnp.int32)
     for token, position in ((one[None], one), (one, 40), (jnp.asarray([7, 8], jnp.int32), one),
                             (one, one.astype(jnp.float32))):
         with pytest.raises(ValueError, match="must be an integer array of shape \\[batch\\] = \\(1,\\)"):
             decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
+
+
+def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):
+    """A list works like the tuple (it becomes the static argument), and it does stop the row."""
+    _, m = tiny_models["llama"]
+    tokens = jnp.asarray([[5, 6, 7, 8]], jnp.int32)
+    sp = SamplingParams.create(temperature=0.0)
+    forced = jnp.asarray([[9, 4, 9, 9]], jnp.int32)  # teacher-forced: 4 is emitted second
+    state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
+    _, tok, _ = G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
+    assert np.asarray(tok).tolist() == [[9, 4, -1, -1]]
+
+
+def test_longflow_past_the_context_warns(tiny_models):
+    """The buffer stays fixed, but positions past max_position_embeddings get a warning."""
+    _, m = tiny_models["llama"]
+    context = m.cfg.max_position_embeddings
+    with pytest.warns(UserWarning, match="exceeds the model's context"):
+        res = G.generate(m.params, m.cfg, [[5, 6, 7]], max_new_tokens=context, budget=8,
+                         attn_impl="xla")
+    assert len(res.tokens[0]) == context
 
 
 def test_full_policy_budget_may_exceed_the_context(tiny_models, rng):
@@ -234,7 +260,8 @@ def test_compression_uses_real_prompt_length(tiny_models):
     (dict(repetition_penalty=float("nan")), "repetition_penalty must be a finite number > 0"),
     (dict(top_p=0.0), "top_p must be in \\(0, 1\\]"),
     (dict(top_p=1.5), "top_p must be in \\(0, 1\\]"),
-    (dict(top_k=-1), "top_k must be an integer >= 0"),
+    (dict(top_k=-1), "top_k must be an integer in"),
+    (dict(top_k=10**12), "top_k must be an integer in"),
     (dict(repetition_penalty=0.0), "repetition_penalty must be a finite number > 0"),
 ])
 def test_bad_sampling_arguments(kwargs, match):

@@ -278,7 +278,7 @@ def _good():
     (lambda q, k, v, m: (q[..., :32], k, v, m), "head_dim"),
     (lambda q, k, v, m: (q[0], k, v, m), "dimensions"),
     (lambda q, k, v, m: (q.astype(jnp.int32), k.astype(jnp.int32), v.astype(jnp.int32), m),
-     "q.dtype must be one of"),
+     "q.dtype must be float32 or bfloat16 \\(float16: impl='xla' only\\)"),
 ])
 def test_bad_inputs_raise_value_error(mutate, match):
     args = mutate(*_good())
