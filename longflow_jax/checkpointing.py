@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 MARKER = "longflow_model.json"
@@ -45,32 +47,51 @@ def save_checkpoint(model, directory: str | os.PathLike) -> Path:
     Raises:
       FileExistsError: ``directory`` exists and is not empty (nothing is overwritten).
     """
-    import jax
     import orbax.checkpoint as ocp
 
     directory = Path(directory).expanduser().resolve()  # orbax wants absolute paths
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise FileExistsError(f"checkpoint directory {directory} exists and is not empty; "
                               "choose a new one (nothing is overwritten)")
-    directory.mkdir(parents=True, exist_ok=True)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(directory / "params", model.params)
-        checkpointer.wait_until_finished()
-    model.tokenizer.save_pretrained(str(directory))
-    meta = {
-        "format": FORMAT, "version": FORMAT_VERSION, "config": dataclasses.asdict(model.cfg),
-        "stop_ids": list(model.stop_ids), "dtype": str(jax.tree.leaves(model.params)[0].dtype), "source": model.source,
-    }
-    # Written last: a directory without the marker is an incomplete checkpoint.
-    (directory / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Written to a hidden sibling and renamed at the end: a failed or interrupted
+    # save leaves no half-written checkpoint behind, and can simply be retried.
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(staging / "params", model.params)
+            checkpointer.wait_until_finished()
+        model.tokenizer.save_pretrained(str(staging))
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION, "config": dataclasses.asdict(model.cfg),
+            "stop_ids": list(model.stop_ids), "dtype": stored_dtype(model.params),
+            "source": model.source,
+        }
+        (staging / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+        os.replace(staging, directory)  # replaces an empty directory, atomically
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return directory
 
 
-def read_checkpoint(directory: str | os.PathLike):
+def stored_dtype(params) -> str:
+    """Name of the parameters' dtype (``"float32"`` or ``"bfloat16"``)."""
+    import jax
+
+    return str(jax.tree.leaves(params)[0].dtype)
+
+
+def read_checkpoint(directory: str | os.PathLike, dtype: str | None = None):
     """Reads a checkpoint written by :func:`save_checkpoint`.
 
+    Args:
+      directory: the checkpoint folder.
+      dtype: ``"float32"`` / ``"bfloat16"`` to cast to while reading, or None
+        for the saved dtype.
+
     Returns:
-      ``(cfg, params, tokenizer, stop_ids)``: the params in their saved dtype.
+      ``(cfg, params, tokenizer, stop_ids)``.
 
     Raises:
       ModelLoadError: the marker is unreadable or of another format/version, the
@@ -105,7 +126,7 @@ def read_checkpoint(directory: str | os.PathLike):
         except Exception as e:  # orbax raises many types for a missing / corrupt directory
             raise ModelLoadError(f"no readable parameters in {params_dir}: {e}") from e
         _check_shapes(_flatten(stored), _flatten(param_shapes(cfg)), params_dir, ModelLoadError)
-        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), stored)
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), dtype or m.dtype), stored)
         try:
             params = checkpointer.restore(params_dir, target)
         except Exception as e:

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0, help="in (0, 1]; 1 disables")
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 0; 1 disables")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"),
+                   help="parameter dtype (default: a converted checkpoint's own, else float32)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2**31 - 1]")
     p.add_argument("--attn-impl", choices=("auto", "xla", "triton", "mosaic"), default="auto")
     p.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (default: apply the chat template)")
@@ -238,7 +239,10 @@ def _save_checkpoint(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     except (ModelLoadError, UnsupportedModelError) as e:
         p.error(f"--model: {e}")
     path = save_checkpoint(model, target)
-    print(f"saved {model.source} ({a.dtype}) to {path}; load it with --model {path}")
+    from longflow_jax.checkpointing import stored_dtype
+
+    print(f"saved {model.source} ({stored_dtype(model.params)}) to {path}; "
+          f"load it with --model {path}")
     return 0
 
 
@@ -284,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     if max(map(len, encoded)) + a.max_new_tokens > context:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
-        # generate() warns about the same thing; the note above already said it once
-        warnings.filterwarnings("ignore", message=r"prompt \+ max_new_tokens .* exceeds the model's context")
 
     stream = len(encoded) == 1
     writer = _RecordWriter(a.output, echo=not stream)
@@ -297,10 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         for start in range(0, len(encoded), a.batch_size):
             batch = encoded[start: start + a.batch_size]
             streamer = _Streamer(tok) if stream else None
-            res = generate(model.params, model.cfg, batch, max_new_tokens=a.max_new_tokens, policy=a.policy,
-                           budget=budget, compression=a.compression, sampling=sampling, stop_ids=model.stop_ids,
-                           seed=a.seed + start, min_new_tokens=a.min_new_tokens, attn_impl=a.attn_impl,
-                           on_chunk=streamer)
+            with warnings.catch_warnings():  # the note above already said it, once
+                warnings.filterwarnings("ignore", message=r"prompt \+ max_new_tokens .* exceeds the model")
+                res = generate(model.params, model.cfg, batch, max_new_tokens=a.max_new_tokens,
+                               policy=a.policy, budget=budget, compression=a.compression,
+                               sampling=sampling, stop_ids=model.stop_ids, seed=a.seed + start,
+                               min_new_tokens=a.min_new_tokens, attn_impl=a.attn_impl,
+                               on_chunk=streamer)
             if streamer is not None:
                 streamer.finish()
             last = res

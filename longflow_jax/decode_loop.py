@@ -170,6 +170,8 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
 
     Args and returns as :func:`_decode_chunk`; ``stop_ids`` may be any
     sequence of ints in ``[0, vocab_size)`` (it becomes a static tuple).
+    ``decode_chunk.lower`` / ``.trace`` / ``.eval_shape`` work as on a
+    ``jax.jit`` function.
 
     Raises:
       TypeError / ValueError: ``stop_ids`` not integers / outside the vocabulary;
@@ -178,6 +180,14 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
     stop_ids = _check_stop_ids(stop_ids, cfg.vocab_size)
     return _decode_chunk(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids,
                          attn_impl=attn_impl)
+
+
+def _with_checked_stop_ids(stage):
+    """``_decode_chunk.lower`` (etc.) taking ``stop_ids`` as :func:`decode_chunk` does."""
+    @functools.wraps(stage)
+    def call(*args, cfg, stop_ids=(), **kwargs):
+        return stage(*args, cfg=cfg, stop_ids=_check_stop_ids(stop_ids, cfg.vocab_size), **kwargs)
+    return call
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "stop_ids", "attn_impl"), donate_argnames=("state",))
@@ -241,6 +251,10 @@ def _decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampl
     return state, tokens.T, logprobs.T
 
 
+for _stage in ("lower", "trace", "eval_shape"):
+    setattr(decode_chunk, _stage, _with_checked_stop_ids(getattr(_decode_chunk, _stage)))
+
+
 # ----------------------------------------------------------------------------- host driver
 
 
@@ -276,6 +290,7 @@ class GenerationResult:
     def evicted(self) -> bool:
         """Whether some row held more tokens (prompt + fed outputs) than the buffer has slots."""
         return any(p + len(t) > self.budget for p, t in zip(self.prompt_tokens, self.tokens))
+
 
 
 def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_tokens: int,

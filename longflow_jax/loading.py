@@ -69,14 +69,15 @@ def default_model_path() -> Path:
     return path
 
 
-def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> LoadedModel:
+def load_model(path: str | os.PathLike | None = None, *, dtype: str | None = None) -> LoadedModel:
     """Load a model from a HF folder, a ``.gguf`` file, a converted checkpoint, or the embedded default.
 
     Args:
       path: folder with ``config.json`` + safetensors + tokenizer, a GGUF file,
         a folder written by :func:`longflow_jax.checkpointing.save_checkpoint`,
         or None for the embedded SmolLM2-135M-Instruct.
-      dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype.
+      dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype; None (default):
+        a converted checkpoint's own dtype, float32 for everything else.
 
     Raises:
       ModelLoadError: missing path, weights, config or tokenizer; corrupt file.
@@ -88,17 +89,23 @@ def load_model(path: str | os.PathLike | None = None, *, dtype="float32") -> Loa
     from longflow_jax.model import Decoder
 
     dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    if dtype is not None and dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)} or None, got {dtype!r}")
     path = Path(path) if path is not None else default_model_path()
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
     stop_ids = None
     if path.is_dir() and checkpointing.is_checkpoint(path):
-        cfg, weights, tokenizer, stop_ids = checkpointing.read_checkpoint(path)
+        cfg, weights, tokenizer, stop_ids = checkpointing.read_checkpoint(path, dtype)
+        dtype = dtype or checkpointing.stored_dtype(weights)
+    elif path.is_dir() and (path / "params").is_dir() and not (path / "config.json").exists():
+        raise ModelLoadError(f"{path} looks like an incomplete converted checkpoint: params/ but no "
+                             f"{checkpointing.MARKER}; convert the model again")
     elif path.is_dir():
+        dtype = dtype or "float32"
         cfg, weights, tokenizer = _read_hf_folder(path, np.dtype(dtypes[dtype]))
     elif path.suffix == ".gguf":
+        dtype = dtype or "float32"
         cfg, weights, tokenizer = _read_gguf(path)
     else:
         raise ModelLoadError(f"model path {path} is neither a folder (HF checkpoint with config.json, or "

@@ -26,8 +26,7 @@ Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
 all heads) or ``kv_heads`` (``per_kv_head``); the first heads-per-group
 programs each merge the output of one KV head of their output group, the
 remaining ones each merge the importance of one slot chunk.  The jobs are
-``pl.when`` branches on the program index, so one launch does everything
-(plus the tiny XLA argmin over chunk minima when a row has several chunks).
+``pl.when`` branches on the program index, so one launch does everything.
 """
 
 from __future__ import annotations
@@ -85,8 +84,8 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
 
     Chunks are made small enough that ``batch * outputs * chunks`` fills the
     GPU a few times over when there are many slots, and a chunk is never
-    smaller than one step, so small problems get a single chunk (and no XLA
-    argmin afterwards).
+    smaller than one step, so small problems get a single chunk (whose
+    program writes the eviction slot directly, without the counter).
     """
     rows_p = _next_pow2(rows)
     tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)

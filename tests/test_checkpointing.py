@@ -44,8 +44,8 @@ def test_bfloat16_checkpoint_loads_in_either_dtype(hf_dir, tmp_path):
     bf16 = load_model(hf_dir, dtype="bfloat16")
     path = save_checkpoint(bf16, tmp_path / "bf16")
     assert json.loads((path / MARKER).read_text())["dtype"] == "bfloat16"
-    as_bf16 = load_model(path, dtype="bfloat16")
-    as_f32 = load_model(path)
+    as_bf16 = load_model(path)  # the saved dtype by default
+    as_f32 = load_model(path, dtype="float32")
     assert as_bf16.params["layers"]["wq"].dtype == jnp.bfloat16
     assert as_f32.params["layers"]["wq"].dtype == jnp.float32
     jax.tree.map(np.testing.assert_array_equal, as_bf16.params, bf16.params)
@@ -59,6 +59,26 @@ def test_never_overwrites(hf_model, tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         save_checkpoint(hf_model, tmp_path / "busy")
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_failed_save_leaves_nothing_and_can_be_retried(hf_model, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(hf_model.tokenizer), "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(hf_model, tmp_path / "ckpt")
+    assert list(tmp_path.iterdir()) == []  # no target, no staging folder
+    monkeypatch.undo()
+    back = load_model(save_checkpoint(hf_model, tmp_path / "ckpt"))
+    jax.tree.map(np.testing.assert_array_equal, back.params, hf_model.params)
+
+
+def test_params_without_marker_is_named_incomplete(hf_model, tmp_path):
+    path = save_checkpoint(hf_model, tmp_path / "ckpt")
+    (path / MARKER).unlink()
+    with pytest.raises(ModelLoadError, match="incomplete converted checkpoint"):
+        load_model(path)
 
 
 def test_bad_checkpoints_raise_model_load_error(hf_model, tmp_path):

@@ -52,7 +52,7 @@ def test_decode_chunk_never_copies_the_kv_buffer(tiny_models, per_kv_head):
     state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 8, 0, cfg=m.cfg, budget=64,
                     per_kv_head=per_kv_head)
     forced = jnp.full((2, 4), -1, jnp.int32)
-    hlo = G._decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
+    hlo = G.decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
                                cfg=m.cfg, attn_impl="xla").compile().as_text()
     k_shape = "f32[" + ",".join(map(str, state.buffer.k.shape)) + "]"
     assert k_shape in hlo  # the buffer is in the program under that name

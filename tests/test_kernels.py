@@ -142,10 +142,12 @@ def many_chunks(monkeypatch):
 
 @pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
     ("bfloat16", (8, 2), "random", False), ("float32", (9, 3), "left_pad", True),
+    # all slots valid: the minimum is decisive and may sit in any chunk of any KV head's row
+    ("float32", (8, 2), "all", False), ("bfloat16", (9, 3), "all", True),
 ])
 def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, per_kv_head):
     """Rows merged in several chunks: the last chunk program to finish picks the slot."""
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(sum(heads) * 7 + per_kv_head)
     (hq, hkv), slots = heads, 300
     q, k, v, valid = make_inputs(rng, 3, hq, hkv, 64, slots, mask, dtype)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
@@ -153,27 +155,28 @@ def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, 
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
-def test_multi_chunk_ties_go_to_the_lowest_slot(many_chunks):
+@pytest.mark.parametrize("per_kv_head", [False, True])
+def test_multi_chunk_ties_go_to_the_lowest_slot(many_chunks, per_kv_head):
     """Equal keys in several chunks: the lowest slot wins, as in xla.select_eviction_slot."""
-    rng = np.random.default_rng()
-    batch, slots, d = 2, 300, 64
+    rng = np.random.default_rng(11)
+    batch, kv_heads, slots, d = 2, 2, 300, 64
     q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
-    # Every slot holds the same K/V, so every valid slot has exactly the same importance.
-    k = jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, 1, 1, d)), jnp.float32),
-                         (batch, 1, slots, d))
-    v = jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, 1, 1, d)), jnp.float32),
-                         (batch, 1, slots, d))
+    # Every slot of a KV head holds the same K/V, so its valid slots tie exactly.
+    k, v = (jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, kv_heads, 1, d)), jnp.float32),
+                             (batch, kv_heads, slots, d)) for _ in range(2))
     valid = np.ones((batch, slots), bool)
     valid[1, [170, 290]] = False  # row 1: two empty slots in later chunks rank first
-    cfg = triton_decode.plan_config(batch, 1, slots, d, jnp.float32)
-    plan = many_chunks.plan_combine(batch, 1, 4, 4, cfg.num_splits * cfg.blocks_per_split,
-                                    cfg.block_k, d)
+    cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32)
+    rows = 2 if per_kv_head else 4
+    plan = many_chunks.plan_combine(batch, kv_heads if per_kv_head else 1, rows, 2,
+                                    cfg.num_splits * cfg.blocks_per_split, cfg.block_k, d)
     assert plan.num_chunks > 2
-    _, slot, imp = triton_decode.longflow_attention_triton(q, k, v, jnp.asarray(valid),
-                                                           scale=0.125, interpret=True)
-    row0 = np.asarray(imp)[0]
-    assert np.all(row0 == row0[0]) and row0[0] > 0  # exact ties, so the rule is what decides
-    assert np.asarray(slot).tolist() == [0, 170]
+    _, slot, imp = triton_decode.longflow_attention_triton(
+        q, k, v, jnp.asarray(valid), scale=0.125, per_kv_head=per_kv_head, interpret=True)
+    imp = np.asarray(imp)
+    assert np.all(imp[0] == imp[0][..., :1]) and imp[0].min() > 0  # exact ties decide
+    expected = [[0, 0], [170, 170]] if per_kv_head else [0, 170]
+    assert np.asarray(slot).tolist() == expected
 
 
 def test_default_kernel_body_per_dtype():
