@@ -34,6 +34,19 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     return (Path(path) / MARKER).is_file()
 
 
+def check_target(directory: str | os.PathLike) -> Path:
+    """``directory`` as an absolute path if a checkpoint may be written there (new or empty).
+
+    Raises:
+      FileExistsError: it exists and is not an empty folder (nothing is overwritten).
+    """
+    directory = Path(directory).expanduser().resolve()  # orbax wants absolute paths
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(f"checkpoint directory {directory} exists and is not empty; "
+                              "choose a new one (nothing is overwritten)")
+    return directory
+
+
 def save_checkpoint(model, directory: str | os.PathLike) -> Path:
     """Writes a loaded model (config, parameters, tokenizer) to ``directory``.
 
@@ -49,10 +62,7 @@ def save_checkpoint(model, directory: str | os.PathLike) -> Path:
     """
     import orbax.checkpoint as ocp
 
-    directory = Path(directory).expanduser().resolve()  # orbax wants absolute paths
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise FileExistsError(f"checkpoint directory {directory} exists and is not empty; "
-                              "choose a new one (nothing is overwritten)")
+    directory = check_target(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     # Written to a hidden sibling and renamed at the end: a failed or interrupted
     # save leaves no half-written checkpoint behind, and can simply be retried.

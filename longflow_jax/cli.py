@@ -227,20 +227,19 @@ def _save_checkpoint(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
                if k not in ("model", "dtype", "save_checkpoint") and v != p.get_default(k)]
     if ignored:
         p.error(f"--save-checkpoint takes only --model and --dtype; got also {', '.join(ignored)}")
-    target = Path(a.save_checkpoint).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        p.error(f"--save-checkpoint: {target} exists and is not empty (nothing is overwritten)")
-    from longflow_jax.checkpointing import save_checkpoint
+    from longflow_jax.checkpointing import check_target, save_checkpoint, stored_dtype
     from longflow_jax.config import UnsupportedModelError
     from longflow_jax.loading import ModelLoadError, load_model
 
+    try:  # before the (slow) model load
+        target = check_target(a.save_checkpoint)
+    except FileExistsError as e:
+        p.error(f"--save-checkpoint: {e}")
     try:
         model = load_model(a.model, dtype=a.dtype)
     except (ModelLoadError, UnsupportedModelError) as e:
         p.error(f"--model: {e}")
     path = save_checkpoint(model, target)
-    from longflow_jax.checkpointing import stored_dtype
-
     print(f"saved {model.source} ({stored_dtype(model.params)}) to {path}; "
           f"load it with --model {path}")
     return 0

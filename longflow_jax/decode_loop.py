@@ -292,7 +292,6 @@ class GenerationResult:
         return any(p + len(t) > self.budget for p, t in zip(self.prompt_tokens, self.tokens))
 
 
-
 def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_tokens: int,
                    budget: int | None = None, compression: float | None = None) -> int:
     """Slots per layer for ``policy``, validated.
@@ -501,8 +500,9 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     out_tok, out_lp = [], []
     steps = 0
     while steps < max_new_tokens:
-        state, tok, lp = decode_chunk(params, state, jnp.asarray(forced_all[:, steps: steps + chunk]), sampling,
-                                      cfg=cfg, stop_ids=stop_ids, attn_impl=attn_impl)
+        # stop_ids were checked above: call the jitted function directly
+        state, tok, lp = _decode_chunk(params, state, jnp.asarray(forced_all[:, steps: steps + chunk]),
+                                       sampling, cfg=cfg, stop_ids=stop_ids, attn_impl=attn_impl)
         tok = np.asarray(tok)
         out_tok.append(tok)
         out_lp.append(np.asarray(lp))
