@@ -159,7 +159,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
                        other=_MASK_VALUE)
         w = jnp.exp(m_tile - m_glob[:, None]) * row_w[:, None]  # [rows_p, tps]
         e = _load(imp_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps), pl.ds(0, block_k)],
-                  mask=mask2[:, :, None], other=0.0)  # [rows_p, tps, block_k]
+                  mask=mask2[:, :, None], other=0.0).astype(jnp.float32)  # [rows_p, tps, block_k]
         imp = jnp.sum(e * w[:, :, None], axis=0).reshape(step_slots)
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
@@ -228,8 +228,9 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     Args:
       o_part: ``[batch, kv_heads, group, splits, head_dim]`` f32 unnormalised outputs.
       m_part, l_part: ``[batch, kv_heads, group, splits]`` f32 running max / sum.
-      imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32
-        ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots).
+      imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32 or bf16
+        ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots);
+        merged in fp32 either way.
       m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
       valid: ``[layers, batch, slots]`` bool, True where the slot holds a token.
       layer: int32 ``[1]``, the layer of ``valid`` to use.

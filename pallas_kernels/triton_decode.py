@@ -21,11 +21,19 @@ design goal is to read every K and V byte exactly once:
   output, its running max ``m`` and sum ``l`` per query head;
 * importance needs ``exp(logit[h, s] - M[h]) / L[h]`` with the *global*
   ``M, L``, a per-head rescale, so the kernel stores per slot and head
-  ``exp(logit[h, s] - m_blk[h]) * ||v_s||_1`` (fp32) together with the
-  running max ``m_blk[h]`` it used for that block.  The combine turns both
-  into exact probabilities.  Extra writes: ``group * 4`` bytes per slot and
-  KV head (16 B for group 4) against ``2 * head_dim * itemsize`` bytes of
-  K+V (512 B for bf16, head_dim 128): 3.1 %; the combine reads them once more.
+  ``exp(logit[h, s] - m_blk[h]) * ||v_s||_1`` together with the running max
+  ``m_blk[h]`` (fp32) it used for that block.  The combine rescales them in
+  fp32.  Those per-head partials must survive until the row's end (the
+  global ``M, L`` are per head), so they are the kernel's only extra HBM
+  traffic: ``group * itemsize`` bytes per slot and KV head, written once and
+  read once by the combine, against ``2 * head_dim * itemsize`` bytes of K+V.
+  They are stored in the input's precision (``KernelConfig.partial_dtype``):
+  bf16 inputs keep bf16 partials, 8 B written + 8 B read per 512 B of K+V at
+  group 4 and head_dim 128 (3.1 %; fp32 partials would be 6.25 %, over the
+  5 % budget), and each importance term is then rounded once, a relative
+  error <= 2**-8 (0.39 %, bf16 keeps 8 significant bits; device checks of run 16
+  saw <= 0.36 %), 5x inside the bf16 tolerance (2e-2); fp32 inputs
+  keep fp32 partials, so the fp32 importance is exact to fp32 rounding.
 
 fp32 inputs use the "fma" body instead: both products on the CUDA cores, one
 query head of the group at a time, so a group of 3 does 3 rows of work, not
@@ -67,10 +75,15 @@ SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 MAX_HEAD_DIM = 256
 MAX_GROUP = 64
 
-# H200: 132 SMs.  Aim for a few programs per SM so loads overlap and the last
-# wave is not mostly idle.
+# H200: 132 SMs.  The bf16 "pvt" body takes 127 registers per thread, so 4
+# programs of 4 warps fit on an SM (Nsight Compute, run 16: "Block Limit
+# Registers 4", 25% occupancy): one wave is 528 programs.  The grid is sized
+# in whole waves, because these programs all stream the same number of bytes:
+# a last wave that is nearly empty runs as long as a full one at a fraction of
+# the bandwidth (9 splits at batch 8 = 576 programs = 1.09 waves).
 _NUM_SMS = 132
-_TARGET_PROGRAMS = 4 * _NUM_SMS
+_PROGRAMS_PER_WAVE = 4 * _NUM_SMS
+_MIN_WAVE_EFFICIENCY = 0.95
 _MAX_AUTO_SPLITS = 128
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
@@ -78,6 +91,7 @@ _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 # Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
 VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
+PARTIAL_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +115,9 @@ class KernelConfig:
     # Cache hint for the K/V tile loads (read exactly once): None or
     # "evict_first" (benchmark sweep; None unless measured better).
     kv_eviction: str | None = None
+    # Storage dtype of the per-slot, per-query-head importance partials
+    # ("float32" or "bfloat16"); the combine always accumulates in fp32.
+    partial_dtype: str = "float32"
 
     @property
     def split_len(self) -> int:
@@ -111,7 +128,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
-                group: int | None = None) -> KernelConfig:
+                group: int | None = None, partial_dtype: str | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -120,10 +137,15 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     4 warps; fp32 with a query group (``group`` = q_heads / kv_heads, None =
     small) of at most 8 -> "fma" with ``min(64, 4096 // head_dim)`` slots per
     tile, 1 stage, 4 warps (measured for groups 3-4; it unrolls one pass per
-    query head, so large groups keep the dot body).
+    query head, so large groups keep the dot body).  Split count: the fewest
+    that fill the grid's last wave of programs to >= 95% (``_wave_filling_splits``;
+    15-26% faster than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and
+    32, benchmarks/NOTES.md run 17).  Importance partials are stored in the
+    input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
+    for the traffic and error this trades).
 
     Raises:
-      ValueError: unknown ``variant``.
+      ValueError: unknown ``variant`` or ``partial_dtype``.
     """
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
@@ -132,6 +154,10 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant = "fma" if jnp.dtype(dtype) == jnp.float32 and small_group else "pvt"
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if partial_dtype is None:
+        partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
+    if partial_dtype not in PARTIAL_DTYPES:
+        raise ValueError(f"partial_dtype must be one of {PARTIAL_DTYPES}, got {partial_dtype!r}")
     fma = variant == "fma"
     if block_k is None:
         if fma:  # K and V tiles live in registers as fp32: 4096 elements each
@@ -143,9 +169,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     block_k = max(16, min(block_k, _next_pow2(slots)))
     num_blocks = -(-slots // block_k)
     if num_splits is None:
-        num_splits = -(-_TARGET_PROGRAMS // (batch * kv_heads))
-        # The combine reads all splits' (m, l) of a row at once: keep that small.
-        num_splits = min(num_splits, _MAX_AUTO_SPLITS)
+        num_splits = _wave_filling_splits(batch * kv_heads, num_blocks)
     num_splits = max(1, min(num_splits, num_blocks))
     blocks_per_split = -(-num_blocks // num_splits)
     num_splits = -(-num_blocks // blocks_per_split)
@@ -159,7 +183,30 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         num_stages=num_stages if num_stages is not None else (1 if fma else 2),
         variant=variant,
         kv_eviction=kv_eviction,
+        partial_dtype=partial_dtype,
     )
+
+
+def _wave_filling_splits(rows: int, num_blocks: int) -> int:
+    """Fewest splits per row whose grid fills its last wave of programs to >= 95%.
+
+    ``rows`` = batch * kv_heads.  Wave efficiency = programs / (waves * 528).
+    Examples: 8 rows -> 66 splits (one full wave); 64 -> 8 (512 programs); 256 -> 2;
+    1024 -> 1 (1.94 waves).  If no split count up to the tile count (capped at 128,
+    since the combine reads every split's ``(m, l)`` of a row at once) reaches 95%,
+    the most efficient one.
+    """
+    best, best_eff = 1, 0.0
+    for wanted in range(1, min(num_blocks, _MAX_AUTO_SPLITS) + 1):
+        splits = -(-num_blocks // -(-num_blocks // wanted))  # after rounding to whole tiles
+        programs = rows * splits
+        waves = -(-programs // _PROGRAMS_PER_WAVE)
+        eff = programs / (waves * _PROGRAMS_PER_WAVE)
+        if eff >= _MIN_WAVE_EFFICIENCY:
+            return splits
+        if eff > best_eff + 1e-9:
+            best, best_eff = splits, eff
+    return best
 
 
 def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
@@ -249,7 +296,8 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
-        _store(imp_ref.at[pl.ds(0, group_p), tile], e * v_l1[None, :], mask=row_ok[:, None])
+        _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
+               mask=row_ok[:, None])
         _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
         return o, m_new, l, acc
 
@@ -295,7 +343,7 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
             e = jnp.where(ok, jnp.exp(logits - m_new), 0.0)  # [block_k]
             new.append((rescale * o + jnp.sum(e[:, None] * v, axis=0),
                         m_new, rescale * l + jnp.sum(e)))
-            _store(imp_ref.at[rows[g], tile], e * v_l1)
+            _store(imp_ref.at[rows[g], tile], (e * v_l1).astype(imp_ref.dtype))
             _store(mblk_ref.at[rows[g], pl.ds(i, 1)], jnp.full((1,), m_new, f32))
         return tuple(new)
 
@@ -309,7 +357,8 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
 
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
-    """Runs the split kernel; returns the per-split partials (all fp32).
+    """Runs the split kernel; returns the per-split partials (fp32; importance partials in
+    ``cfg.partial_dtype``).
 
     ``k``/``v`` are ``[layers, batch, kv_heads, slots, head_dim]``, ``valid``
     ``[layers, batch, slots]`` bool and ``layer`` int32 ``[1]``; the output
@@ -334,7 +383,8 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32),  # o (unnormalised)
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
-        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots), f32),  # e * |v|_1
+        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots),
+                             jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
         jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]

@@ -1,0 +1,106 @@
+"""Side-by-side (interleaved) timing of launch variants of the LongFlow decode kernel (H200).
+
+Each shape gets fresh distinct input sets; every variant is timed with
+``kernel.time_jax_interleaved`` (4 rounds alternating between variants), so
+clock drift hits all alike and the ratios are measured in one run.  Variants
+named ``*_kernel`` time the split kernel alone (no combine).
+
+Usage (GPU machine, repo root):
+  PYTHONPATH=. python benchmarks/ab.py [--shapes 128x8192,8x2048]
+  PYTHONPATH=. python benchmarks/ab.py --ncu-target ours|sdpa --shapes 128x8192
+The second form runs one shape a few times for Nsight Compute to pick one launch from.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks.kernel import (HEAD_DIM, KV_HEADS, Q_HEADS, SET_BYTES_CAP, log, make_sets,
+                               time_jax_interleaved)
+from pallas_kernels import triton_decode
+
+SCALE = HEAD_DIM ** -0.5
+# name -> plan_config overrides; "kernel_only" variants skip the combine.
+VARIANTS = {
+    "bf16_partials": {},  # the default since this change
+    "f32_partials": {"partial_dtype": "float32"},  # the default of runs 1-15
+    "bf16_partials_kernel": {"kernel_only": True},
+    "f32_partials_kernel": {"kernel_only": True, "partial_dtype": "float32"},
+    "attn_only_kernel": {"kernel_only": True, "variant": "attn_only"},
+    "bf16_3splits": {"num_splits": 3},
+    "bf16_st3": {"num_stages": 3},
+    "bf16_bk128_w8": {"block_k": 128, "num_warps": 8},
+    # Split count of runs 1-16: ceil(528 / (batch * kv_heads)), at most 128.
+    "old_splits": {"old_splits": True},
+    "old_splits_st3": {"old_splits": True, "num_stages": 3},
+}
+
+
+def make_op(batch, slots, overrides):
+    overrides = dict(overrides)
+    kernel_only = overrides.pop("kernel_only", False)
+    if overrides.pop("old_splits", False):
+        overrides["num_splits"] = min(128, -(-528 // (batch * KV_HEADS)))
+    cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
+                                    group=Q_HEADS // KV_HEADS, **overrides)
+    layer = jnp.zeros((1,), jnp.int32)
+    if kernel_only:
+        return cfg, lambda q, k, v, m: triton_decode._split_partials(
+            q, k[None], v[None], m[None], layer, scale=SCALE, cfg=cfg, interpret=False)
+    return cfg, lambda q, k, v, m: triton_decode.longflow_attention_triton(
+        q, k, v, m, scale=SCALE, config=cfg)
+
+
+def ab(shapes, names):
+    for batch, slots in shapes:
+        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
+        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        sets = make_sets(batch, slots, n_sets, jax.random.key(batch * 7919 + slots))
+        ops = {}
+        for name in names:
+            cfg, ops[name] = make_op(batch, slots, VARIANTS[name])
+            log(f"ab b={batch} s={slots} {name}: {cfg}")
+        times = time_jax_interleaved(ops, sets)
+        base = times[names[0]]
+        for name in names:
+            t = times[name]
+            log(f"ab b={batch} s={slots} {name:22s} {t * 1e6:9.1f} us {kv_bytes / t / 1e12:5.2f} TB/s"
+                f"  x{t / base:.3f} vs {names[0]}")
+        del sets
+
+
+def ncu_target(which, batch, slots, calls=3):
+    """A few calls of one op on one input set: Nsight Compute picks the launch to profile."""
+    (q, k, v, m), = make_sets(batch, slots, 1, jax.random.key(1))
+    if which == "ours":
+        fn = jax.jit(make_op(batch, slots, {})[1])
+        for _ in range(calls):
+            jax.block_until_ready(fn(q, k, v, m))
+    else:
+        import torch
+        import torch.nn.functional as F
+        tq, tk, tv = (torch.from_dlpack(x) for x in (q, k, v))
+        for _ in range(calls):
+            F.scaled_dot_product_attention(tq[:, :, None, :], tk, tv, scale=SCALE, enable_gqa=True)
+        torch.cuda.synchronize()
+    log(f"ncu target {which} b={batch} s={slots}: {calls} calls done")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", default="128x8192,32x8192,8x2048,1x8192")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--ncu-target", choices=("ours", "sdpa"))
+    args = ap.parse_args()
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
+    if args.ncu_target:
+        ncu_target(args.ncu_target, *shapes[0])
+        return
+    ab(shapes, args.variants.split(","))
+
+
+if __name__ == "__main__":
+    main()
