@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.kernel import (HEAD_DIM, KV_HEADS, Q_HEADS, SET_BYTES_CAP, log, make_sets,
-                               time_jax_interleaved)
+                               time_jax_interleaved, time_torch)
 from pallas_kernels import triton_decode
 
 SCALE = HEAD_DIM ** -0.5
@@ -33,12 +33,21 @@ VARIANTS = {
     # Ablations (partials WRONG): |v|_1 := 1 (V used by the dot only), importance kept in registers.
     "no_vl1_kernel": {"kernel_only": True, "variant": "no_vl1"},
     "no_store_kernel": {"kernel_only": True, "variant": "no_store"},
+    "no_mtile_kernel": {"kernel_only": True, "variant": "no_mtile"},
+    "store_padded_kernel": {"kernel_only": True, "variant": "store_padded"},
     "bf16_3splits": {"num_splits": 3},
     "bf16_st3": {"num_stages": 3},
     "bf16_bk128_w8": {"block_k": 128, "num_warps": 8},
     # Split count of runs 1-16: ceil(528 / (batch * kv_heads)), at most 128.
     "old_splits": {"old_splits": True},
     "old_splits_st3": {"old_splits": True, "num_stages": 3},
+    # Deeper cp.async pipelines (offline Triton 3.9 compile for sm_90, NOTES.md run 23):
+    # 2 stages = ONE smem buffer, loaded after the tile's compute; CTAs/SM from registers/smem.
+    "bk32_st3": {"block_k": 32, "num_stages": 3, "ctas_per_sm": 5},
+    "bk32_st4": {"block_k": 32, "num_stages": 4, "ctas_per_sm": 4},
+    "bk32_st5": {"block_k": 32, "num_stages": 5, "ctas_per_sm": 3},
+    "bk64_st3": {"block_k": 64, "num_stages": 3, "ctas_per_sm": 3},
+    "bk32_st3_w528": {"block_k": 32, "num_stages": 3},  # splits by the default 528-program wave
 }
 
 
@@ -47,6 +56,11 @@ def make_op(batch, slots, overrides):
     kernel_only = overrides.pop("kernel_only", False)
     if overrides.pop("old_splits", False):
         overrides["num_splits"] = min(128, -(-528 // (batch * KV_HEADS)))
+    ctas = overrides.pop("ctas_per_sm", None)
+    if ctas is not None:  # wave-filling splits for this launch's residency
+        bk = overrides["block_k"]
+        overrides["num_splits"] = triton_decode._wave_filling_splits(
+            batch * KV_HEADS, -(-slots // bk), wave=ctas * 132)
     cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
                                     group=Q_HEADS // KV_HEADS, **overrides)
     layer = jnp.zeros((1,), jnp.int32)
@@ -57,7 +71,7 @@ def make_op(batch, slots, overrides):
         q, k, v, m, scale=SCALE, config=cfg)
 
 
-def ab(shapes, names):
+def ab(shapes, names, sdpa=False):
     for batch, slots in shapes:
         kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
         n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
@@ -66,12 +80,36 @@ def ab(shapes, names):
         for name in names:
             cfg, ops[name] = make_op(batch, slots, VARIANTS[name])
             log(f"ab b={batch} s={slots} {name}: {cfg}")
+        # Same results as the first variant (full calls only; the others return partials).
+        ref = jax.jit(ops[names[0]])(*sets[0])
+        for name in names[1:]:
+            if not VARIANTS[name].get("kernel_only") and not VARIANTS[names[0]].get("kernel_only"):
+                got = jax.jit(ops[name])(*sets[0])
+                rel = float(jnp.linalg.norm((got[0] - ref[0]).astype(jnp.float32))
+                            / jnp.linalg.norm(ref[0].astype(jnp.float32)))
+                imp = float(jnp.max(jnp.abs(got[2] - ref[2])) / jnp.max(jnp.abs(ref[2])))
+                same = float(jnp.mean(got[1] == ref[1]))
+                log(f"ab b={batch} s={slots} {name}: out rel diff {rel:.1e}, importance diff / max "
+                    f"{imp:.1e}, same eviction slot {same:.2f} (vs {names[0]})")
         times = time_jax_interleaved(ops, sets)
         base = times[names[0]]
         for name in names:
             t = times[name]
             log(f"ab b={batch} s={slots} {name:22s} {t * 1e6:9.1f} us {kv_bytes / t / 1e12:5.2f} TB/s"
                 f"  x{t / base:.3f} vs {names[0]}")
+        if sdpa:
+            import torch
+            import torch.nn.functional as F
+            import triton.testing
+            tsets = [tuple(torch.from_dlpack(x) for x in s[:3]) for s in sets]
+            fns = [lambda q=q, k=k, v=v: F.scaled_dot_product_attention(
+                q[:, :, None, :], k, v, scale=SCALE, enable_gqa=True) for q, k, v in tsets]
+            t_loop = time_torch(fns)
+            t_bench = triton.testing.do_bench(fns[0], return_mode="median") * 1e-3
+            log(f"ab b={batch} s={slots} {'torch SDPA loop':22s} {t_loop * 1e6:9.1f} us "
+                f"{kv_bytes / t_loop / 1e12:5.2f} TB/s  x{t_loop / base:.3f} vs {names[0]}; "
+                f"do_bench {t_bench * 1e6:.1f} us")
+            del tsets, fns
         del sets
 
 
@@ -97,12 +135,13 @@ def main():
     ap.add_argument("--shapes", default="128x8192,32x8192,8x2048,1x8192")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--ncu-target", choices=("ours", "sdpa"))
+    ap.add_argument("--sdpa", action="store_true", help="also time torch SDPA per shape")
     args = ap.parse_args()
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     if args.ncu_target:
         ncu_target(args.ncu_target, *shapes[0])
         return
-    ab(shapes, args.variants.split(","))
+    ab(shapes, args.variants.split(","), sdpa=args.sdpa)
 
 
 if __name__ == "__main__":

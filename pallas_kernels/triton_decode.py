@@ -89,7 +89,8 @@ _MAX_AUTO_SPLITS = 128
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
 # Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
-VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store")
+VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store",
+            "no_mtile", "store_padded")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
 PARTIAL_DTYPES = ("float32", "bfloat16")
 
@@ -110,7 +111,9 @@ class KernelConfig:
     # CUDA cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6), "full"
     # (plain P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
     # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
-    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
+    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers), "no_mtile"
+    # (per-tile maxima not stored), "store_padded" (all 16 padded rows stored, no
+    # mask; kernel-only timing, the combine cannot read that layout).
     variant: str = "pvt"
     # Cache hint for the K/V tile loads (read exactly once): None or
     # "evict_first" (benchmark sweep; None unless measured better).
@@ -187,10 +190,11 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     )
 
 
-def _wave_filling_splits(rows: int, num_blocks: int) -> int:
+def _wave_filling_splits(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_WAVE) -> int:
     """Fewest splits per row whose grid fills its last wave of programs to >= 95%.
 
-    ``rows`` = batch * kv_heads.  Wave efficiency = programs / (waves * 528).
+    ``rows`` = batch * kv_heads.  Wave efficiency = programs / (waves * wave), with
+    ``wave`` = programs resident on the GPU at once (528 for the default launch).
     Examples: 8 rows -> 66 splits (one full wave); 64 -> 8 (512 programs); 256 -> 2;
     1024 -> 1 (1.94 waves).  If no split count up to the tile count (capped at 128,
     since the combine reads every split's ``(m, l)`` of a row at once) reaches 95%,
@@ -200,8 +204,8 @@ def _wave_filling_splits(rows: int, num_blocks: int) -> int:
     for wanted in range(1, min(num_blocks, _MAX_AUTO_SPLITS) + 1):
         splits = -(-num_blocks // -(-num_blocks // wanted))  # after rounding to whole tiles
         programs = rows * splits
-        waves = -(-programs // _PROGRAMS_PER_WAVE)
-        eff = programs / (waves * _PROGRAMS_PER_WAVE)
+        waves = -(-programs // wave)
+        eff = programs / (waves * wave)
         if eff >= _MIN_WAVE_EFFICIENCY:
             return splits
         if eff > best_eff + 1e-9:
@@ -296,9 +300,14 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
-        _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
-               mask=row_ok[:, None])
-        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
+        partial = (e * v_l1[None, :]).astype(imp_ref.dtype)
+        if variant == "store_padded":
+            _store(imp_ref.at[pl.ds(0, group_p), tile], partial)
+        else:
+            _store(imp_ref.at[pl.ds(0, group_p), tile], partial, mask=row_ok[:, None])
+        if variant != "no_mtile":
+            _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None],
+                   mask=row_ok[:, None])
         return o, m_new, l, acc
 
     pv_transposed = cfg.variant.startswith("pvt")
@@ -383,8 +392,8 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32),  # o (unnormalised)
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
-        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots),
-                             jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
+        jax.ShapeDtypeStruct((batch, kv_heads, group_p if cfg.variant == "store_padded" else group,
+                              padded_slots), jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
         jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]
