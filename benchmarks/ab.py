@@ -18,8 +18,16 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from benchmarks.kernel import (HEAD_DIM, KV_HEADS, Q_HEADS, SET_BYTES_CAP, log, make_sets,
-                               time_jax_interleaved, time_torch)
+from benchmarks.kernel import (
+    HEAD_DIM,
+    KV_HEADS,
+    Q_HEADS,
+    SET_BYTES_CAP,
+    log,
+    make_sets,
+    time_jax_interleaved,
+    time_torch,
+)
 from pallas_kernels import triton_decode
 
 SCALE = HEAD_DIM ** -0.5
@@ -95,7 +103,8 @@ def ab(shapes, names, sdpa=False):
         base = times[names[0]]
         for name in names:
             t = times[name]
-            log(f"ab b={batch} s={slots} {name:22s} {t * 1e6:9.1f} us {kv_bytes / t / 1e12:5.2f} TB/s"
+            log(f"ab b={batch} s={slots} {name:22s} {t * 1e6:9.1f} us "
+                f"{kv_bytes / t / 1e12:5.2f} TB/s"
                 f"  x{t / base:.3f} vs {names[0]}")
         if sdpa:
             import torch

@@ -102,7 +102,8 @@ def correctness(rng, quick: bool = False) -> bool:
                 log(f"check {cfg.variant} st={cfg.num_stages} bk={cfg.block_k} sp={cfg.num_splits} "
                     f"b={b} h={hq}/{hkv} "
                     f"d={d} s={s} {jnp.dtype(dt).name} {mask} pkv={pkv}: out_rel={rel:.2e} "
-                    f"imp_rel={imp_rel:.2e} imp_slot_rel={imp_slot:.2e} ({cfg.partial_dtype} partials) "
+                    f"imp_rel={imp_rel:.2e} imp_slot_rel={imp_slot:.2e} "
+                    f"({cfg.partial_dtype} partials) "
                     f"slot_match={slot_ok:.2f} {'PASS' if good else 'FAIL'}")
             except Exception:  # keep going: one failure must not lose the rest
                 ok_all = False

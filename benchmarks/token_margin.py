@@ -31,7 +31,7 @@ from longflow_jax.sampling import SamplingParams
 
 def main() -> None:
     other = os.environ.get("TOKEN_MARGIN_IMPL", "triton")
-    n_tokens = int(os.environ.get("MARGIN_TOKENS", 256))
+    n_tokens = int(os.environ.get("MARGIN_TOKENS", "256"))
     cfg = dataclasses.replace(SMOLLM2_135M, tie_word_embeddings=False)
     params = random_params(cfg, jnp.float32, peaked=True)
     rng = np.random.default_rng(0)
@@ -65,11 +65,13 @@ def main() -> None:
         flips += int(flip.sum())
         if ev.any() or flip.any():
             print(f"step {i} (predicts token {i + 1}): evictions differing per row "
-                  f"{ev.sum(axis=0).tolist()}, argmax flip per row {flip.tolist()}, XLA top-2 logit "
-                  f"gap {gap.tolist()}, max |logit difference| {dlogit.tolist()}", flush=True)
+                  f"{ev.sum(axis=0).tolist()}, argmax flip per row {flip.tolist()}, "
+                  f"XLA top-2 logit gap {gap.tolist()}, max |logit difference| {dlogit.tolist()}",
+                  flush=True)
         state = nxt["xla"]
     print(f"{n_tokens - 1} steps x {len(prompts)} rows from the same state: {flips} argmax flips, "
-          f"{evict_diffs} differing eviction slots (of {(n_tokens - 1) * len(prompts) * cfg.num_layers}), "
+          f"{evict_diffs} differing eviction slots "
+          f"(of {(n_tokens - 1) * len(prompts) * cfg.num_layers}), "
           f"largest |logit difference| {max_dlogit:.2e}", flush=True)
 
 

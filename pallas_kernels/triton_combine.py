@@ -3,8 +3,9 @@
 The split kernel (``triton_decode``) leaves, per (sequence, KV head, split):
 the unnormalised output and the running softmax max ``m`` / sum ``l`` of each
 query head, and per slot and query head ``exp(logit - m_tile) * ||v||_1``
-together with the per-tile max ``m_tile`` it was taken against.  This kernel
-turns them, exactly, into
+(fp32, or bf16 for bf16 inputs) together with the per-tile max ``m_tile`` it
+was taken against.  This kernel merges them in fp32, exactly up to that storage
+rounding, into
 
 * the attention output ``sum_s exp(m_s - M) o_s / L`` (``M = max_s m_s``,
   ``L = sum_s exp(m_s - M) l_s``: the usual flash-decoding merge);

@@ -24,8 +24,9 @@ design goal is to read every K and V byte exactly once:
   ``exp(logit[h, s] - m_blk[h]) * ||v_s||_1`` together with the running max
   ``m_blk[h]`` (fp32) it used for that block.  The combine rescales them in
   fp32.  Those per-head partials must survive until the row's end (the
-  global ``M, L`` are per head), so they are the kernel's only extra HBM
-  traffic: ``group * itemsize`` bytes per slot and KV head, written once and
+  global ``M, L`` are per head), so they are the kernel's main extra HBM
+  traffic (the rest, ~0.4 % at the headline shape, is per-tile maxima,
+  per-split outputs and the importance row; benchmarks/RESULTS.md): ``group * itemsize`` bytes per slot and KV head, written once and
   read once by the combine, against ``2 * head_dim * itemsize`` bytes of K+V.
   They are stored in the input's precision (``KernelConfig.partial_dtype``):
   bf16 inputs keep bf16 partials, 8 B written + 8 B read per 512 B of K+V at
@@ -80,11 +81,11 @@ MAX_GROUP = 64
 # Registers 4", 25% occupancy): one wave is 528 programs.  The grid is sized
 # in whole waves, because these programs all stream the same number of bytes:
 # a last wave that is nearly empty runs as long as a full one at a fraction of
-# the bandwidth (9 splits at batch 8 = 576 programs = 1.09 waves).
+# the bandwidth (9 splits at batch 8 = 576 programs = 1.09 waves: 21% slower
+# than 8 splits, benchmarks/NOTES.md run 17).
 _NUM_SMS = 132
 _PROGRAMS_PER_WAVE = 4 * _NUM_SMS
-_MIN_WAVE_EFFICIENCY = 0.95
-_MAX_AUTO_SPLITS = 128
+_MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at once
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -120,6 +121,7 @@ class KernelConfig:
     kv_eviction: str | None = None
     # Storage dtype of the per-slot, per-query-head importance partials
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
+    # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
     partial_dtype: str = "float32"
 
     @property
@@ -140,10 +142,10 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     4 warps; fp32 with a query group (``group`` = q_heads / kv_heads, None =
     small) of at most 8 -> "fma" with ``min(64, 4096 // head_dim)`` slots per
     tile, 1 stage, 4 warps (measured for groups 3-4; it unrolls one pass per
-    query head, so large groups keep the dot body).  Split count: the fewest
-    that fill the grid's last wave of programs to >= 95% (``_wave_filling_splits``;
-    15-26% faster than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and
-    32, benchmarks/NOTES.md run 17).  Importance partials are stored in the
+    query head, so large groups keep the dot body).  Split count: sized in
+    whole waves of resident programs (``_wave_filling_splits``; 13-26% faster
+    than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
+    benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
     for the traffic and error this trades).
 
@@ -191,25 +193,27 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
 
 
 def _wave_filling_splits(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_WAVE) -> int:
-    """Fewest splits per row whose grid fills its last wave of programs to >= 95%.
+    """Split count per row that minimises the modelled time of the split kernel.
 
-    ``rows`` = batch * kv_heads.  Wave efficiency = programs / (waves * wave), with
-    ``wave`` = programs resident on the GPU at once (528 for the default launch).
-    Examples: 8 rows -> 66 splits (one full wave); 64 -> 8 (512 programs); 256 -> 2;
-    1024 -> 1 (1.94 waves).  If no split count up to the tile count (capped at 128,
-    since the combine reads every split's ``(m, l)`` of a row at once) reaches 95%,
-    the most efficient one.
+    ``rows`` = batch * kv_heads; ``wave`` = programs resident on the GPU at
+    once (528 for the default bf16 launch; measured for that launch only, the
+    fp32 "fma" body and other head_dims reuse it).  Every program streams
+    ``tiles = ceil(num_blocks / splits)`` tiles and pays a fixed cost of about
+    one tile (q load, partial output stores, its share of the combine), and the
+    programs run in ``waves = ceil(rows * splits / wave)`` rounds of equal
+    length, so the modelled time is ``waves * (tiles + 1)``.  The fewest splits
+    win ties.  This picks one full wave where one exists (8 rows -> 64 splits at
+    128 tiles, 64 rows -> 8, 256 rows -> 2), one split for rows >= 528, and never
+    splits a row into one-tile programs just to fill a ragged wave (62 x 8 rows
+    x 32 tiles -> 1 split, not 32).
     """
-    best, best_eff = 1, 0.0
+    best, best_cost = 1, None
     for wanted in range(1, min(num_blocks, _MAX_AUTO_SPLITS) + 1):
-        splits = -(-num_blocks // -(-num_blocks // wanted))  # after rounding to whole tiles
-        programs = rows * splits
-        waves = -(-programs // wave)
-        eff = programs / (waves * wave)
-        if eff >= _MIN_WAVE_EFFICIENCY:
-            return splits
-        if eff > best_eff + 1e-9:
-            best, best_eff = splits, eff
+        tiles = -(-num_blocks // wanted)
+        splits = -(-num_blocks // tiles)  # after rounding to whole tiles per split
+        cost = -(-rows * splits // wave) * (tiles + 1)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = splits, cost
     return best
 
 
@@ -451,7 +455,9 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
                               interpret: bool = False, config: KernelConfig | None = None):
     """LongFlow decode attention as a fused Pallas/Triton kernel plus a one-launch combine.
 
-    Same contract as ``pallas_kernels.xla.longflow_attention_xla``:
+    Same contract as ``pallas_kernels.xla.longflow_attention_xla``, except that
+    with bf16 inputs the importance is within ``2**-8`` relative of it per slot
+    (bf16 partials; module docstring), so near-ties may pick another slot.
 
     Args:
       q: ``[batch, q_heads, head_dim]`` float32 or bfloat16.
