@@ -56,9 +56,6 @@ VARIANTS = {
     "bk32_st5": {"block_k": 32, "num_stages": 5, "ctas_per_sm": 3},
     "bk64_st3": {"block_k": 64, "num_stages": 3, "ctas_per_sm": 3},
     "bk32_st3_w528": {"block_k": 32, "num_stages": 3},  # splits by the default 528-program wave
-    # |v|_1 as ones @ |V|^T: in e's layout, no shared-memory conversion (106 vs 127 registers)
-    "pvt_l1dot": {"variant": "pvt_l1dot"},
-    "full_l1dot": {"variant": "full_l1dot"},
 }
 
 

@@ -90,8 +90,8 @@ _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at onc
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
 # Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
-VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "pvt_l1dot", "full_l1dot",
-            "attn_only", "no_vl1", "no_store", "no_mtile", "store_padded")
+VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store",
+            "no_mtile", "store_padded")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
 PARTIAL_DTYPES = ("float32", "bfloat16")
 
@@ -299,20 +299,12 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
             v2 = _load(v_ref.at[layer, tile, cols],
                        mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
             v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
-        elif not variant.endswith("l1dot"):
+        else:
             v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
-        if variant.endswith("l1dot"):
-            # |v|_1 broadcast over the group as ones @ |V|^T: the result has the
-            # dot layout of e, so no shared-memory layout conversion is needed.
-            v_l1_rows = jax.lax.dot_general(
-                jnp.ones((group_p, head_dim_p), v.dtype), jnp.abs(v), (((1,), (1,)), ((), ())),
-                precision=precision, preferred_element_type=jnp.float32)  # [group_p, block_k]
-            partial = (e * v_l1_rows).astype(imp_ref.dtype)
-        else:
-            partial = (e * v_l1[None, :]).astype(imp_ref.dtype)
+        partial = (e * v_l1[None, :]).astype(imp_ref.dtype)
         if variant == "store_padded":
             _store(imp_ref.at[pl.ds(0, group_p), tile], partial)
         else:
