@@ -67,7 +67,7 @@ def make_op(batch, slots, overrides):
     ctas = overrides.pop("ctas_per_sm", None)
     if ctas is not None:  # wave-filling splits for this launch's residency
         bk = overrides["block_k"]
-        overrides["num_splits"] = triton_decode._wave_filling_splits(
+        overrides["num_splits"] = triton_decode._splits_by_wave_model(
             batch * KV_HEADS, -(-slots // bk), wave=ctas * 132)
     cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,
                                     group=Q_HEADS // KV_HEADS, **overrides)

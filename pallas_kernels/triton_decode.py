@@ -25,9 +25,10 @@ design goal is to read every K and V byte exactly once:
   ``m_blk[h]`` (fp32) it used for that block.  The combine rescales them in
   fp32.  Those per-head partials must survive until the row's end (the
   global ``M, L`` are per head), so they are the kernel's main extra HBM
-  traffic (the rest, ~0.4 % at the headline shape, is per-tile maxima,
-  per-split outputs and the importance row; benchmarks/RESULTS.md): ``group * itemsize`` bytes per slot and KV head, written once and
-  read once by the combine, against ``2 * head_dim * itemsize`` bytes of K+V.
+  traffic: ``group * itemsize`` bytes per slot and KV head, written once and
+  read once by the combine, against ``2 * head_dim * itemsize`` bytes of K+V
+  (the rest, ~0.4 % at the headline shape, is per-tile maxima, per-split
+  outputs and the importance row; benchmarks/RESULTS.md).
   They are stored in the input's precision (``KernelConfig.partial_dtype``):
   bf16 inputs keep bf16 partials, 8 B written + 8 B read per 512 B of K+V at
   group 4 and head_dim 128 (3.1 %; fp32 partials would be 6.25 %, over the
@@ -89,7 +90,7 @@ _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at onc
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
-# Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
+# Kernel bodies (see KernelConfig.variant); the last five are benchmark-only ablations.
 VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store",
             "no_mtile", "store_padded")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
@@ -143,7 +144,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     small) of at most 8 -> "fma" with ``min(64, 4096 // head_dim)`` slots per
     tile, 1 stage, 4 warps (measured for groups 3-4; it unrolls one pass per
     query head, so large groups keep the dot body).  Split count: sized in
-    whole waves of resident programs (``_wave_filling_splits``; 13-26% faster
+    whole waves of resident programs (``_splits_by_wave_model``; 13-26% faster
     than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
     benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
@@ -174,7 +175,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     block_k = max(16, min(block_k, _next_pow2(slots)))
     num_blocks = -(-slots // block_k)
     if num_splits is None:
-        num_splits = _wave_filling_splits(batch * kv_heads, num_blocks)
+        num_splits = _splits_by_wave_model(batch * kv_heads, num_blocks)
     num_splits = max(1, min(num_splits, num_blocks))
     blocks_per_split = -(-num_blocks // num_splits)
     num_splits = -(-num_blocks // blocks_per_split)
@@ -192,7 +193,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     )
 
 
-def _wave_filling_splits(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_WAVE) -> int:
+def _splits_by_wave_model(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_WAVE) -> int:
     """Split count per row that minimises the modelled time of the split kernel.
 
     ``rows`` = batch * kv_heads; ``wave`` = programs resident on the GPU at
@@ -202,10 +203,11 @@ def _wave_filling_splits(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_W
     one tile (q load, partial output stores, its share of the combine), and the
     programs run in ``waves = ceil(rows * splits / wave)`` rounds of equal
     length, so the modelled time is ``waves * (tiles + 1)``.  The fewest splits
-    win ties.  This picks one full wave where one exists (8 rows -> 64 splits at
-    128 tiles, 64 rows -> 8, 256 rows -> 2), one split for rows >= 528, and never
-    splits a row into one-tile programs just to fill a ragged wave (62 x 8 rows
-    x 32 tiles -> 1 split, not 32).
+    win ties.  At 128 tiles per row this gives one full wave where one exists
+    (8 rows -> 64 splits, 64 rows -> 8, 256 rows -> 2), one split at 528 or 1024
+    rows, several where one split would leave a ragged second wave (600 rows ->
+    7); it never splits a row into one-tile programs just to fill a ragged wave
+    (496 rows x 32 tiles -> 1 split, not 32).
     """
     best, best_cost = 1, None
     for wanted in range(1, min(num_blocks, _MAX_AUTO_SPLITS) + 1):
