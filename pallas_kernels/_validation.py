@@ -91,7 +91,8 @@ def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"k and v must have q's dtype {q.dtype}, got k {k.dtype}, v {v.dtype}")
     try:
-        scale_ok = not isinstance(scale, (bool, np.bool_)) and float(scale) > 0 and float(scale) != float("inf")
+        scale_ok = (not isinstance(scale, (bool, np.bool_, str, bytes)) and float(scale) > 0
+                    and float(scale) != float("inf"))
     except (TypeError, ValueError):
         scale_ok = False
     if not scale_ok:

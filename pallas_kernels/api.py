@@ -13,6 +13,7 @@ import importlib
 import warnings
 
 import jax
+import numpy as np
 
 from pallas_kernels import triton_decode
 from pallas_kernels._validation import validate_decode_args
@@ -52,16 +53,20 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
       k, v: ``[batch, kv_heads, slots, head_dim]`` in q's dtype; ``q_heads``
         must be a multiple of ``kv_heads`` (GQA; query head ``h`` reads KV
         head ``h // (q_heads // kv_heads)``); ``slots >= 1``.
-      valid: ``[batch, slots]`` bool, True where a slot holds a token.
+      valid: ``[batch, slots]`` bool, True where a slot holds a token.  K at
+        invalid slots is ignored; V there must be finite (``p = 0`` there, but
+        ``0 * nan``, or an ``inf`` L1 norm of V, would still reach the output
+        and the importance).  An empty or evicted slot of the decoder's
+        buffer always holds finite values.
       scale: positive Python float softmax scale (usually ``head_dim ** -0.5``).
       layer: None (default), or an int32 scalar, possibly traced (e.g. the
         layer counter of a ``lax.scan``).  Then ``k``/``v`` are a decoder's
         stacked buffer ``[layers, batch, kv_heads, slots, head_dim]`` and
         ``valid`` is ``[layers, batch, slots]``; layer ``layer`` is read in
         place, so a scan over layers that carries the buffer copies nothing.
-        An out-of-range traced ``layer`` is clamped (``lax.dynamic_slice``
-        semantics); one known at trace time (Python, NumPy or concrete JAX
-        scalar) raises.
+        An out-of-range traced ``layer`` is clamped to ``[0, layers)`` by
+        every impl (negative ones too: no wrap-around); one known at trace
+        time (Python, NumPy or concrete JAX scalar) raises.
       impl: ``"auto"`` (default: one jitted function that runs the Triton
         kernel on CUDA, the Mosaic kernel on TPU and plain XLA elsewhere,
         chosen with ``jax.lax.platform_dependent``), ``"xla"``, ``"triton"``
@@ -87,12 +92,17 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
     Raises:
       ValueError: at trace time, for mismatched shapes or dtypes, q_heads not
         a multiple of kv_heads, zero slots, non-bool ``valid``, a bad ``impl``
-        or ``scale``, or, with an explicit ``impl="triton"``/``"mosaic"``, a
+        or ``scale``, non-bool ``per_kv_head`` / ``return_importance`` /
+        ``interpret``, or, with an explicit ``impl="triton"``/``"mosaic"``, a
         dtype/head_dim/group the kernel does not support (the message names
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
+    for name, flag in (("per_kv_head", per_kv_head), ("return_importance", return_importance),
+                       ("interpret", interpret)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     scale = float(scale)
 
     def run_xla(q, k, v, valid):

@@ -62,11 +62,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
 
+from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import combine_partials
 
 # Same finite mask value as the XLA contract: a row with no valid slot gives
@@ -94,7 +96,9 @@ _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store",
             "no_mtile", "store_padded")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
+EXACT_VARIANTS = VARIANTS[:5]  # the rest compute wrong importance on purpose
 PARTIAL_DTYPES = ("float32", "bfloat16")
+KV_EVICTION_HINTS = (None, "evict_first", "evict_last")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +155,19 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     for the traffic and error this trades).
 
     Raises:
-      ValueError: unknown ``variant`` or ``partial_dtype``.
+      ValueError: a size that is not a positive integer (``head_dim`` up to
+        256), a dtype other than float32/bfloat16, or an override out of range:
+        ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
+        ``group`` < 1, ``num_warps`` not a power of two in [1, 32], an unknown
+        ``variant``, ``kv_eviction`` or ``partial_dtype``.
     """
+    _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
+                     block_k=block_k, num_splits=num_splits, num_warps=num_warps,
+                     num_stages=num_stages, group=group)
+    if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
+        raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
+    if kv_eviction not in KV_EVICTION_HINTS:
+        raise ValueError(f"kv_eviction must be one of {KV_EVICTION_HINTS}, got {kv_eviction!r}")
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if variant is None:
@@ -191,6 +206,59 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
     )
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_plan_args(**args) -> None:
+    """Range checks of ``plan_config``'s sizes and overrides (None = not given)."""
+    for name in ("batch", "kv_heads", "slots", "head_dim"):
+        if not _is_int(args[name]) or args[name] < 1:
+            raise ValueError(f"{name} must be a positive integer, got {args[name]!r}")
+    if args["head_dim"] > MAX_HEAD_DIM:
+        raise ValueError(f"head_dim must be in [1, {MAX_HEAD_DIM}], got {args['head_dim']}")
+    for name in ("num_splits", "num_stages", "group"):
+        if args[name] is not None and (not _is_int(args[name]) or args[name] < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {args[name]!r}")
+    block_k, warps = args["block_k"], args["num_warps"]
+    if block_k is not None and (not _is_int(block_k) or block_k < 16 or block_k & (block_k - 1)):
+        raise ValueError(f"block_k must be a power of two >= 16 or None, got {block_k!r}")
+    if warps is not None and (not _is_int(warps) or warps not in (1, 2, 4, 8, 16, 32)):
+        raise ValueError(f"num_warps must be a power of two in [1, 32] or None, got {warps!r}")
+
+
+def check_config(config, slots: int) -> None:
+    """Raises ValueError unless ``config`` is a usable exact launch for ``slots`` slots."""
+    if not isinstance(config, KernelConfig):
+        raise ValueError(f"config must be a KernelConfig (see plan_config), got "
+                         f"{type(config).__name__}")
+    if config.variant not in EXACT_VARIANTS:
+        raise ValueError(f"config.variant must be one of {EXACT_VARIANTS} (the others are "
+                         f"benchmark-only ablations), got {config.variant!r}")
+    if config.partial_dtype not in PARTIAL_DTYPES:
+        raise ValueError(f"config.partial_dtype must be one of {PARTIAL_DTYPES}, got "
+                         f"{config.partial_dtype!r}")
+    if config.kv_eviction not in KV_EVICTION_HINTS:
+        raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
+                         f"{config.kv_eviction!r}")
+    bk = config.block_k
+    if not _is_int(bk) or bk < 16 or bk & (bk - 1):
+        raise ValueError(f"config.block_k must be a power of two >= 16, got {bk!r}")
+    for name in ("blocks_per_split", "num_splits", "num_stages"):
+        value = getattr(config, name)
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
+    if config.num_warps not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"config.num_warps must be a power of two in [1, 32], got "
+                         f"{config.num_warps!r}")
+    covered = config.num_splits * config.split_len
+    if not covered - config.split_len < slots <= covered:
+        raise ValueError(
+            f"config covers {covered} slots ({config.num_splits} splits x {config.split_len}); "
+            f"it must cover the {slots} slots of k/v with no empty split: plan it with "
+            f"plan_config(..., slots={slots}, ...)")
 
 
 def _splits_by_wave_model(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_WAVE) -> int:
@@ -480,8 +548,12 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
       [batch, kv_heads, slots])``.
 
     Raises:
-      ValueError: unsupported dtype, head_dim or group size (``check_supported``).
+      ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
+        ``longflow_decode_attention``), an unsupported dtype, head_dim or group
+        size (``check_supported``), or a ``config`` that is not an exact launch
+        covering ``slots`` (``check_config``).
     """
+    validate_decode_args(q, k, v, valid, scale=scale, impl="triton", layer=layer)
     check_supported(q, k)
     if layer is None:  # one layer: a free leading axis of size 1
         k, v, valid = k[None], v[None], valid[None]
@@ -493,6 +565,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     if config is None:
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype,
                              group=q.shape[1] // kv_heads)
+    check_config(config, slots)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile, counter = _split_partials(

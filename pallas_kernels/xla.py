@@ -58,6 +58,8 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_h
         per_kv_head); 0 at invalid slots.
     """
     if layer is not None:
+        # Clamp like the kernels (dynamic_index_in_dim would wrap a negative index).
+        layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
         k, v, valid = (jax.lax.dynamic_index_in_dim(x, layer, 0, keepdims=False)
                        for x in (k, v, valid))
     b, hq, d = q.shape

@@ -8,6 +8,7 @@ Inputs are fresh random normals (never zeros).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import warnings
@@ -185,6 +186,58 @@ def test_split_count_fills_whole_waves():
         # One-tile programs only where even one tile per program fits in one wave.
         if bps == 1 and num_blocks > 1:
             assert batch * kv_heads * num_blocks <= wave, (batch, kv_heads, slots)
+
+
+def test_triton_config_and_plan_arguments_are_checked():
+    """A launch config that does not cover the slots, an ablation body or out-of-range
+    plan_config overrides raise ValueError before any kernel runs (never a wrong result)."""
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "float32")
+    run = functools.partial(triton_decode.longflow_attention_triton, q, k, v, valid,
+                            scale=0.125, interpret=True)
+    with pytest.raises(ValueError, match="config covers 16 slots"):
+        run(config=triton_decode.plan_config(2, 2, 16, 64, jnp.float32))
+    with pytest.raises(ValueError, match="benchmark-only ablations"):
+        run(config=triton_decode.plan_config(2, 2, 100, 64, jnp.float32, variant="attn_only"))
+    with pytest.raises(ValueError, match="config must be a KernelConfig"):
+        run(config={"num_splits": 1})
+    with pytest.raises(ValueError, match="scale must be a positive finite"):
+        triton_decode.longflow_attention_triton(q, k, v, valid, scale="0.1", interpret=True)
+    bad = [({"slots": 0}, "slots must be a positive integer"),
+           ({"head_dim": 512}, "head_dim must be in"),
+           ({"block_k": 3}, "block_k must be a power of two"),
+           ({"num_splits": 0}, "num_splits must be a positive integer"),
+           ({"num_warps": 3}, "num_warps must be a power of two"),
+           ({"num_stages": 0}, "num_stages must be a positive integer"),
+           ({"kv_eviction": "bogus"}, "kv_eviction must be one of"),
+           ({"dtype": jnp.float16}, "dtype must be one of")]
+    for override, message in bad:
+        args = dict(batch=2, kv_heads=2, slots=100, head_dim=64, dtype=jnp.float32) | override
+        with pytest.raises(ValueError, match=message):
+            triton_decode.plan_config(**args)
+
+
+def test_traced_negative_layer_is_clamped_alike():
+    """Every impl clamps a traced out-of-range layer to [0, layers): -1 reads layer 0."""
+    rng = np.random.default_rng()
+    per_layer = [make_inputs(rng, 2, 8, 2, 64, 40, "random", "float32") for _ in range(3)]
+    k_all, v_all, valid_all = (jnp.stack([x[i] for x in per_layer]) for i in (1, 2, 3))
+    q = per_layer[0][0]
+    for impl in ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []):
+        fn = jax.jit(lambda layer, impl=impl: longflow_decode_attention(
+            q, k_all, v_all, valid_all, scale=0.125, layer=layer, impl=impl, interpret=True,
+            return_importance=True))
+        for layer, expect in ((-1, 0), (-5, 0), (9, 2)):
+            _, k, v, valid = per_layer[expect]
+            check_against_reference(fn(jnp.int32(layer)), q, k, v, valid, 0.125, False,
+                                    "float32")
+
+
+def test_api_flags_must_be_bool():
+    q, k, v, valid = _good()
+    for flag in ("per_kv_head", "return_importance", "interpret"):
+        with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+            longflow_decode_attention(q, k, v, valid, scale=0.125, **{flag: "yes"})
 
 
 @pytest.fixture
