@@ -92,17 +92,17 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
     Raises:
       ValueError: at trace time, for mismatched shapes or dtypes, q_heads not
         a multiple of kv_heads, zero slots, non-bool ``valid``, a bad ``impl``
-        or ``scale``, non-bool ``per_kv_head`` / ``return_importance`` /
-        ``interpret``, or, with an explicit ``impl="triton"``/``"mosaic"``, a
+        or ``scale``, or, with an explicit ``impl="triton"``/``"mosaic"``, a
         dtype/head_dim/group the kernel does not support (the message names
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
+      TypeError: ``per_kv_head``, ``return_importance`` or ``interpret`` not a bool.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
     for name, flag in (("per_kv_head", per_kv_head), ("return_importance", return_importance),
                        ("interpret", interpret)):
         if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     scale = float(scale)
 
     def run_xla(q, k, v, valid):

@@ -67,7 +67,6 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
-
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import combine_partials
 
@@ -230,10 +229,16 @@ def _check_plan_args(**args) -> None:
 
 
 def check_config(config, slots: int) -> None:
-    """Raises ValueError unless ``config`` is a usable exact launch for ``slots`` slots."""
+    """Raises unless ``config`` is a usable exact launch for ``slots`` slots.
+
+    Raises:
+      TypeError: ``config`` is not a :class:`KernelConfig`.
+      ValueError: a field out of range, an ablation ``variant``, or a launch
+        that does not cover ``slots`` with every split non-empty.
+    """
     if not isinstance(config, KernelConfig):
-        raise ValueError(f"config must be a KernelConfig (see plan_config), got "
-                         f"{type(config).__name__}")
+        raise TypeError(f"config must be a KernelConfig (see plan_config), got "
+                        f"{type(config).__name__}")
     if config.variant not in EXACT_VARIANTS:
         raise ValueError(f"config.variant must be one of {EXACT_VARIANTS} (the others are "
                          f"benchmark-only ablations), got {config.variant!r}")
@@ -552,6 +557,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         ``longflow_decode_attention``), an unsupported dtype, head_dim or group
         size (``check_supported``), or a ``config`` that is not an exact launch
         covering ``slots`` (``check_config``).
+      TypeError: ``config`` not a :class:`KernelConfig`.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl="triton", layer=layer)
     check_supported(q, k)

@@ -20,7 +20,8 @@ import pytest
 
 from pallas_kernels import api, triton_decode
 from pallas_kernels.api import longflow_decode_attention
-from pallas_kernels.reference import longflow_attention_reference, random_decode_inputs as make_inputs
+from pallas_kernels.reference import longflow_attention_reference
+from pallas_kernels.reference import random_decode_inputs as make_inputs
 
 HAVE_MOSAIC = importlib.util.find_spec("pallas_kernels.mosaic_decode") is not None
 
@@ -199,7 +200,7 @@ def test_triton_config_and_plan_arguments_are_checked():
         run(config=triton_decode.plan_config(2, 2, 16, 64, jnp.float32))
     with pytest.raises(ValueError, match="benchmark-only ablations"):
         run(config=triton_decode.plan_config(2, 2, 100, 64, jnp.float32, variant="attn_only"))
-    with pytest.raises(ValueError, match="config must be a KernelConfig"):
+    with pytest.raises(TypeError, match="config must be a KernelConfig"):
         run(config={"num_splits": 1})
     with pytest.raises(ValueError, match="scale must be a positive finite"):
         triton_decode.longflow_attention_triton(q, k, v, valid, scale="0.1", interpret=True)
@@ -212,7 +213,8 @@ def test_triton_config_and_plan_arguments_are_checked():
            ({"kv_eviction": "bogus"}, "kv_eviction must be one of"),
            ({"dtype": jnp.float16}, "dtype must be one of")]
     for override, message in bad:
-        args = dict(batch=2, kv_heads=2, slots=100, head_dim=64, dtype=jnp.float32) | override
+        args = {"batch": 2, "kv_heads": 2, "slots": 100, "head_dim": 64,
+                "dtype": jnp.float32} | override
         with pytest.raises(ValueError, match=message):
             triton_decode.plan_config(**args)
 
@@ -236,7 +238,7 @@ def test_traced_negative_layer_is_clamped_alike():
 def test_api_flags_must_be_bool():
     q, k, v, valid = _good()
     for flag in ("per_kv_head", "return_importance", "interpret"):
-        with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        with pytest.raises(TypeError, match=f"{flag} must be True or False"):
             longflow_decode_attention(q, k, v, valid, scale=0.125, **{flag: "yes"})
 
 
