@@ -82,13 +82,13 @@ def _validate(q, k, v, valid):
         raise ValueError(f"k/v shape {k.shape} does not match q shape {q.shape} "
                          "(batch and head_dim must agree)")
     if d not in _SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"head_dim must be one of {_SUPPORTED_HEAD_DIMS}, got {d}")
+        raise ValueError(f"mosaic kernel: head_dim must be one of {_SUPPORTED_HEAD_DIMS}, got {d}")
     if hkv < 1 or hq % hkv != 0:
         raise ValueError(f"q_heads ({hq}) must be a positive multiple of kv_heads ({hkv})")
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
     if jnp.dtype(q.dtype) not in _SUPPORTED_DTYPES:
-        raise ValueError(f"q dtype must be float32 or bfloat16, got {q.dtype}")
+        raise ValueError(f"mosaic kernel: q.dtype must be float32 or bfloat16, got {q.dtype}")
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"k and v dtypes must equal q's ({q.dtype}), got {k.dtype}, {v.dtype}")
     if valid.shape != (b, slots) or valid.dtype != jnp.bool_:
