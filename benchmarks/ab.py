@@ -41,8 +41,6 @@ VARIANTS = {
     # Ablations (partials WRONG): |v|_1 := 1 (V used by the dot only), importance kept in registers.
     "no_vl1_kernel": {"kernel_only": True, "variant": "no_vl1"},
     "no_store_kernel": {"kernel_only": True, "variant": "no_store"},
-    "no_mtile_kernel": {"kernel_only": True, "variant": "no_mtile"},
-    "store_padded_kernel": {"kernel_only": True, "variant": "store_padded"},
     "bf16_3splits": {"num_splits": 3},
     "bf16_st3": {"num_stages": 3},
     "bf16_bk128_w8": {"block_k": 128, "num_warps": 8},

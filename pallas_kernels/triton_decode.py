@@ -91,13 +91,13 @@ _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at onc
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
-# Kernel bodies (see KernelConfig.variant); the last five are benchmark-only ablations.
-VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store",
-            "no_mtile", "store_padded")
+# Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
+VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
 EXACT_VARIANTS = VARIANTS[:5]  # the rest compute wrong importance on purpose
 PARTIAL_DTYPES = ("float32", "bfloat16")
 KV_EVICTION_HINTS = (None, "evict_first", "evict_last")
+NUM_WARPS = (1, 2, 4, 8, 16, 32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +116,7 @@ class KernelConfig:
     # CUDA cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6), "full"
     # (plain P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
     # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
-    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers), "no_mtile"
-    # (per-tile maxima not stored), "store_padded" (all 16 padded rows stored, no
-    # mask; kernel-only timing, the combine cannot read that layout).
+    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
     variant: str = "pvt"
     # Cache hint for the K/V tile loads (read exactly once): None or
     # "evict_first" (benchmark sweep; None unless measured better).
@@ -211,6 +209,16 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def _check_block_k(name: str, block_k) -> None:
+    if not _is_int(block_k) or block_k < 16 or block_k & (block_k - 1):
+        raise ValueError(f"{name} must be a power of two >= 16, got {block_k!r}")
+
+
+def _check_num_warps(name: str, warps) -> None:
+    if not _is_int(warps) or warps not in NUM_WARPS:
+        raise ValueError(f"{name} must be a power of two in [1, 32], got {warps!r}")
+
+
 def _check_plan_args(**args) -> None:
     """Range checks of ``plan_config``'s sizes and overrides (None = not given)."""
     for name in ("batch", "kv_heads", "slots", "head_dim"):
@@ -221,11 +229,10 @@ def _check_plan_args(**args) -> None:
     for name in ("num_splits", "num_stages", "group"):
         if args[name] is not None and (not _is_int(args[name]) or args[name] < 1):
             raise ValueError(f"{name} must be a positive integer or None, got {args[name]!r}")
-    block_k, warps = args["block_k"], args["num_warps"]
-    if block_k is not None and (not _is_int(block_k) or block_k < 16 or block_k & (block_k - 1)):
-        raise ValueError(f"block_k must be a power of two >= 16 or None, got {block_k!r}")
-    if warps is not None and (not _is_int(warps) or warps not in (1, 2, 4, 8, 16, 32)):
-        raise ValueError(f"num_warps must be a power of two in [1, 32] or None, got {warps!r}")
+    if args["block_k"] is not None:
+        _check_block_k("block_k", args["block_k"])
+    if args["num_warps"] is not None:
+        _check_num_warps("num_warps", args["num_warps"])
 
 
 def check_config(config, slots: int) -> None:
@@ -248,16 +255,12 @@ def check_config(config, slots: int) -> None:
     if config.kv_eviction not in KV_EVICTION_HINTS:
         raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
                          f"{config.kv_eviction!r}")
-    bk = config.block_k
-    if not _is_int(bk) or bk < 16 or bk & (bk - 1):
-        raise ValueError(f"config.block_k must be a power of two >= 16, got {bk!r}")
+    _check_block_k("config.block_k", config.block_k)
+    _check_num_warps("config.num_warps", config.num_warps)
     for name in ("blocks_per_split", "num_splits", "num_stages"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
             raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
-    if config.num_warps not in (1, 2, 4, 8, 16, 32):
-        raise ValueError(f"config.num_warps must be a power of two in [1, 32], got "
-                         f"{config.num_warps!r}")
     covered = config.num_splits * config.split_len
     if not covered - config.split_len < slots <= covered:
         raise ValueError(
@@ -379,14 +382,9 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         if variant == "no_store":
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
-        partial = (e * v_l1[None, :]).astype(imp_ref.dtype)
-        if variant == "store_padded":
-            _store(imp_ref.at[pl.ds(0, group_p), tile], partial)
-        else:
-            _store(imp_ref.at[pl.ds(0, group_p), tile], partial, mask=row_ok[:, None])
-        if variant != "no_mtile":
-            _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None],
-                   mask=row_ok[:, None])
+        _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
+               mask=row_ok[:, None])
+        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
         return o, m_new, l, acc
 
     pv_transposed = cfg.variant.startswith("pvt")
@@ -471,8 +469,8 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32),  # o (unnormalised)
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
-        jax.ShapeDtypeStruct((batch, kv_heads, group_p if cfg.variant == "store_padded" else group,
-                              padded_slots), jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
+        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots),
+                             jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
         jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]
