@@ -54,6 +54,15 @@ VARIANTS = {
     "bk32_st5": {"block_k": 32, "num_stages": 5, "ctas_per_sm": 3},
     "bk64_st3": {"block_k": 64, "num_stages": 3, "ctas_per_sm": 3},
     "bk32_st3_w528": {"block_k": 32, "num_stages": 3},  # splits by the default 528-program wave
+    # Run 25: the transposed ("pvt") body without |v|_1 from the V registers (offline compile:
+    # 80 registers and V double-buffered, vs 127 and single-buffered) = the cost of a body that
+    # would read |v|_1 from a per-slot array kept with the buffer.
+    "pvt_kernel": {"kernel_only": True},
+    "pvt_attn_only_kernel": {"kernel_only": True, "variant": "pvt_attn_only"},
+    "pvt_no_vl1_kernel": {"kernel_only": True, "variant": "pvt_no_vl1"},
+    # Run 26 also timed "pvt_defer" (tile i's partials stored at the top of iteration i + 1,
+    # while tile i + 1's copy is in flight; +8% at 128 x 8192, body removed since).
+    "pvt": {},
 }
 
 
@@ -120,11 +129,14 @@ def ab(shapes, names, sdpa=False):
         del sets
 
 
-def ncu_target(which, batch, slots, calls=3):
-    """A few calls of one op on one input set: Nsight Compute picks the launch to profile."""
+def ncu_target(which, batch, slots, variant=None, calls=3):
+    """A few calls of one op on one input set: Nsight Compute picks the launch to profile.
+
+    ``variant`` (a VARIANTS name) picks the launch for ``which == "ours"``; None = defaults.
+    """
     (q, k, v, m), = make_sets(batch, slots, 1, jax.random.key(1))
     if which == "ours":
-        fn = jax.jit(make_op(batch, slots, {})[1])
+        fn = jax.jit(make_op(batch, slots, VARIANTS[variant] if variant else {})[1])
         for _ in range(calls):
             jax.block_until_ready(fn(q, k, v, m))
     else:
@@ -140,15 +152,18 @@ def ncu_target(which, batch, slots, calls=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="128x8192,32x8192,8x2048,1x8192")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated VARIANTS names to A/B (default: all); with "
+                         "--ncu-target ours, the first one is profiled (default: plan_config's)")
     ap.add_argument("--ncu-target", choices=("ours", "sdpa"))
     ap.add_argument("--sdpa", action="store_true", help="also time torch SDPA per shape")
     args = ap.parse_args()
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     if args.ncu_target:
-        ncu_target(args.ncu_target, *shapes[0])
+        variant = args.variants.split(",")[0] if args.variants else None
+        ncu_target(args.ncu_target, *shapes[0], variant=variant)
         return
-    ab(shapes, args.variants.split(","), sdpa=args.sdpa)
+    ab(shapes, args.variants.split(",") if args.variants else list(VARIANTS), sdpa=args.sdpa)
 
 
 if __name__ == "__main__":

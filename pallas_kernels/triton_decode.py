@@ -91,8 +91,9 @@ _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at onc
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
-# Kernel bodies (see KernelConfig.variant); the last three are benchmark-only ablations.
-VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload", "attn_only", "no_vl1", "no_store")
+# Kernel bodies (see KernelConfig.variant); the last five are benchmark-only ablations.
+VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload",
+            "attn_only", "no_vl1", "no_store", "pvt_attn_only", "pvt_no_vl1")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
 EXACT_VARIANTS = VARIANTS[:5]  # the rest compute wrong importance on purpose
 PARTIAL_DTYPES = ("float32", "bfloat16")
@@ -116,7 +117,8 @@ class KernelConfig:
     # CUDA cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6), "full"
     # (plain P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
     # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
-    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers).
+    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers); the
+    # "pvt_" forms of the first two keep the transposed P@V (run 25).
     variant: str = "pvt"
     # Cache hint for the K/V tile loads (read exactly once): None or
     # "evict_first" (benchmark sweep; None unless measured better).
@@ -368,9 +370,9 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
 
         # Importance numerator for this tile, relative to m_new (stored too).
         variant = cfg.variant
-        if variant == "attn_only":
+        if variant.endswith("attn_only"):
             return o, m_new, l, acc
-        if variant == "no_vl1":
+        if variant.endswith("no_vl1"):
             v_l1 = jnp.ones((block_k,), jnp.float32)
         elif variant.endswith("reload"):
             tile = pl.ds(i * block_k, block_k)
