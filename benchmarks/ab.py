@@ -63,6 +63,16 @@ VARIANTS = {
     # Run 26 also timed "pvt_defer" (tile i's partials stored at the top of iteration i + 1,
     # while tile i + 1's copy is in flight; +8% at 128 x 8192, body removed since).
     "pvt": {},
+    # Run 28: 32-slot tiles without the |v|_1 register sum (offline compile: 80 registers, 30 KB
+    # shared memory -> 6 programs per SM), splits sized for that residency.
+    "pvt_no_vl1_bk32_kernel": {"kernel_only": True, "variant": "pvt_no_vl1", "block_k": 32,
+                               "ctas_per_sm": 6},
+    "pvt_attn_only_bk32_kernel": {"kernel_only": True, "variant": "pvt_attn_only", "block_k": 32,
+                                  "ctas_per_sm": 6},
+    "pvt_bk32_kernel": {"kernel_only": True, "block_k": 32, "ctas_per_sm": 5},
+    # Run 29 also timed "pvt_t" (slot-major partials [slots, group], the tile stored transposed;
+    # offline compile: the store's layout conversion stays inside each warp, one bar.sync less
+    # per tile): +6% at 128 x 8192, +25% at 32 x 8192; body removed since (NOTES.md).
 }
 
 
