@@ -11,7 +11,7 @@ Usage (on the GPU machine):  PYTHONUNBUFFERED=1 python3 benchmarks/kernel.py --o
 
 JAX work runs on its own stream, so JAX timings are wall clock around one
 jitted executable that applies the op to ``n`` distinct input sets in sequence
-(distinct so the 60 MB L2 cannot serve repeats; several so dispatch is
+(distinct so the 50 MB L2 cannot serve repeats; several so dispatch is
 amortised), median over repetitions, divided by ``n``.  Torch SDPA is timed
 the same way (a loop over the same buffers, shared through DLPack, between
 CUDA events) and also with ``triton.testing.do_bench`` (median).
@@ -125,37 +125,25 @@ def make_sets(batch, slots, n_sets, key, q_heads=Q_HEADS, kv_heads=KV_HEADS, hea
     return jax.block_until_ready(sets)
 
 
-L2_BYTES = 60e6  # H200 L2 (rounded up): a set revisited after more than 2x this is not in L2
-REPEATS = 4
-
-
-def _repeats(sets) -> int:
-    """Passes over the input sets per executable: ``REPEATS`` when a pass reads at least
-    twice the L2 (a set is evicted before its next use), else 1."""
-    cycle = sum(s[1].nbytes + s[2].nbytes for s in sets)
-    return REPEATS if cycle >= 2 * L2_BYTES else 1
-
-
-def _jit_multi(op, repeats: int = 1):
-    """One executable applying ``op`` ``repeats`` times to every input set, outputs stacked.
+def _jit_multi(op):
+    """One executable applying ``op`` to every input set, each output leaf stacked over the sets.
 
     Host work per execution grows with its buffers, ~5.6 us per output buffer
     (run 30, benchmarks/launch_gaps.py): with one buffer per set and output
     (runs 1-30) it set the time of every shape under ~0.1 GB, where the GPU
-    span of the same executable was 3-4x shorter.  So each output leaf is
-    stacked over the applications (one small copy per leaf), and the inputs
-    are reused over ``repeats`` passes (pass ``r`` pairs set ``i``'s K/V with
-    set ``i + r``'s query, so no two applications are identical and XLA
-    cannot merge them).
+    span of the same executable was 3-4x shorter.  Stacking each output leaf
+    (one small copy per leaf and executable) removes most of that.  Reusing
+    input sets within one executable to cut the per-input work is NOT an
+    option: XLA merges identical applications and the query-independent parts
+    of the XLA reference (run 32, invalid).
     """
     def multi(sets):
-        n = len(sets)
-        outs = [op(sets[(i + r) % n][0], *sets[i][1:]) for r in range(repeats) for i in range(n)]
+        outs = [op(*x) for x in sets]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     return jax.jit(multi)
 
 
-def _rep_times(multi, sets, min_reps, budget_s, calls, repeats=1):
+def _rep_times(multi, sets, min_reps, budget_s, calls):
     times = []
     t_end = time.perf_counter() + budget_s
     while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 50):
@@ -163,7 +151,7 @@ def _rep_times(multi, sets, min_reps, budget_s, calls, repeats=1):
         for _ in range(calls):
             result = multi(sets)
         jax.block_until_ready(result)
-        times.append((time.perf_counter() - t0) / (calls * len(sets) * repeats))
+        times.append((time.perf_counter() - t0) / (calls * len(sets)))
     return times
 
 
@@ -177,10 +165,9 @@ def time_jax(op, sets, min_reps=5, budget_s=0.6, calls=4):
     call, which put ~11 us per application on top of small shapes; runs 1-30
     returned one buffer per set and output (see ``_jit_multi``).
     """
-    repeats = _repeats(sets)
-    multi = _jit_multi(op, repeats)
+    multi = _jit_multi(op)
     jax.block_until_ready(multi(sets))  # compile + warm up
-    return statistics.median(_rep_times(multi, sets, min_reps, budget_s, calls, repeats))
+    return statistics.median(_rep_times(multi, sets, min_reps, budget_s, calls))
 
 
 def time_jax_interleaved(ops: dict, sets, rounds=4, budget_s=0.15, calls=4) -> dict:
@@ -189,14 +176,13 @@ def time_jax_interleaved(ops: dict, sets, rounds=4, budget_s=0.15, calls=4) -> d
     Clock and thermal drift then hit every op alike: single back-to-back
     measurements differed by up to 25% between runs at small shapes.
     """
-    repeats = _repeats(sets)
-    multis = {name: _jit_multi(op, repeats) for name, op in ops.items()}
+    multis = {name: _jit_multi(op) for name, op in ops.items()}
     for multi in multis.values():
         jax.block_until_ready(multi(sets))
     pooled = {name: [] for name in ops}
     for _ in range(rounds):
         for name, multi in multis.items():
-            pooled[name] += _rep_times(multi, sets, 3, budget_s, calls, repeats)
+            pooled[name] += _rep_times(multi, sets, 3, budget_s, calls)
     return {name: statistics.median(t) for name, t in pooled.items()}
 
 

@@ -27,7 +27,7 @@ import statistics
 
 import jax
 
-from benchmarks.kernel import HEAD_DIM, KV_HEADS, _jit_multi, _repeats, make_sets, time_jax
+from benchmarks.kernel import HEAD_DIM, KV_HEADS, _jit_multi, make_sets, time_jax
 from pallas_kernels import triton_decode
 from pallas_kernels.xla import longflow_attention_xla
 
@@ -92,13 +92,12 @@ def main() -> None:
         for name in args.ops.split(","):
             op = ops[name]
             t = time_jax(op, sets)
-            repeats = _repeats(sets)
-            multi = _jit_multi(op, repeats)
+            multi = _jit_multi(op)
             jax.block_until_ready(multi(sets))
             trace_dir = os.path.join(args.out, "trace")
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
                 jax.block_until_ready(multi(sets))
-            apps = N_SETS * repeats
+            apps = N_SETS
             print(f"b={batch} s={slots} {name}: host-timed {t * 1e6:.1f} us/app ({apps} apps per "
                   f"executable)\n{summarise(_trace_events(trace_dir), apps)}", flush=True)
             shutil.rmtree(trace_dir, ignore_errors=True)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Device run 32: the 16-row table with the final harness (outputs stacked per leaf, inputs reused
+# Device run 32 (INVALID, see NOTES.md: the input reuse let XLA merge applications): the 16-row table with a harness (outputs stacked per leaf, inputs reused
 # over 4 passes when a pass reads >= 2x the L2), same kernel code as runs 18 and 31 (checks: run 31).
 set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
