@@ -73,24 +73,14 @@ VARIANTS = {
     # Run 29 also timed "pvt_t" (slot-major partials [slots, group], the tile stored transposed;
     # offline compile: the store's layout conversion stays inside each warp, one bar.sync less
     # per tile): +6% at 128 x 8192, +25% at 32 x 8192; body removed since (NOTES.md).
-    # Run 33: several KV heads packed into the 16 rows (benchmarks/packed_heads.py): every row of
-    # the logits / partial tile is real, one store per tile serves 4 KV heads. Offline compile:
-    # 150 registers (3 programs per SM) at 4 warps, 101 (2 per SM, smem-bound) at 8 warps / 32 slots.
-    "pack_bk16": {"packed": {"block_k": 16, "programs_per_wave": 396}},
-    "pack_bk32": {"packed": {"block_k": 32, "programs_per_wave": 396}},
-    "pack_bk32_w8": {"packed": {"block_k": 32, "num_warps": 8, "programs_per_wave": 264}},
-    "pack_bk16_kernel": {"kernel_only": True, "packed": {"block_k": 16, "programs_per_wave": 396}},
+    # Run 33 timed KV heads packed into the dot's 16 rows (benchmarks/packed_heads.py of commit
+    # c94f5fd, removed since): +5.8% (32 slots/tile) to +51% at 128 x 8192 (NOTES.md).
 }
 
 
 def make_op(batch, slots, overrides):
     overrides = dict(overrides)
     kernel_only = overrides.pop("kernel_only", False)
-    packed = overrides.pop("packed", None)
-    if packed is not None:  # benchmarks/packed_heads.py (experiment)
-        from benchmarks.packed_heads import packed_attention
-        return packed, lambda q, k, v, m: packed_attention(q, k, v, m, scale=SCALE,
-                                                           kernel_only=kernel_only, **packed)
     if overrides.pop("old_splits", False):
         overrides["num_splits"] = min(128, -(-528 // (batch * KV_HEADS)))
     ctas = overrides.pop("ctas_per_sm", None)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Device run 33 (last device minutes): KV heads packed into the dot's 16 rows
-# (benchmarks/packed_heads.py) against the default, full calls cross-checked against it.
+# (benchmarks/packed_heads.py, removed after this run; see commit c94f5fd) against the default,
+# full calls cross-checked against it.
 set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 timeout 200 python benchmarks/ab.py --shapes 128x8192,32x8192 \
