@@ -8,8 +8,9 @@ next-token distributions are far from flat.
 
 Prompts are tokenized on the CPU machine with the model's own chat template
 (``--write-prompts``, writes benchmarks/e2e_real_prompts.json), so the GPU side
-needs no tokenizer; the emitted ids are decoded back to text on the CPU
-machine (``--show OUT/tokens.json``).
+needs no chat-template renderer; the emitted ids are decoded back to text on
+the CPU machine (``--show OUT/tokens.json``).  (Run 27 read the GGUF with
+``loading._read_gguf`` and no tokenizer; the weights are the same either way.)
 
 Usage:
   python benchmarks/e2e_real.py --write-prompts                  # CPU machine, once
@@ -44,16 +45,13 @@ def write_prompts() -> None:
 
 def run_on_device(gguf_path: str, out_dir: str) -> None:
     import jax
-    import jax.numpy as jnp
 
-    from longflow_jax import loading
     from longflow_jax.decode_loop import generate
-    from longflow_jax.model import Decoder
+    from longflow_jax.loading import load_model
 
     print(f"devices: {jax.devices()}  jax {jax.__version__}", flush=True)
-    loading._gguf_tokenizer = lambda *a, **k: None  # ids come pre-tokenized; no tokenizer needed here
-    cfg, weights, _ = loading._read_gguf(Path(gguf_path))
-    params = Decoder(cfg, dtype=jnp.float32, params=weights).params()
+    model = load_model(gguf_path, dtype="float32")
+    cfg, params = model.cfg, model.params
     prompts = json.loads(PROMPTS_FILE.read_text())["prompt_ids"]
     result = {}
     for impl in IMPLS:
