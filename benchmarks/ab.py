@@ -73,6 +73,26 @@ VARIANTS = {
     # Run 29 also timed "pvt_t" (slot-major partials [slots, group], the tile stored transposed;
     # offline compile: the store's layout conversion stays inside each warp, one bar.sync less
     # per tile): +6% at 128 x 8192, +25% at 32 x 8192; body removed since (NOTES.md).
+    # Run 34: one- and two-warp programs (no cross-warp barriers in the per-tile layout
+    # conversions) with 16/32-slot tiles and 2-4 cp.async buffers (offline compile: 3 stages =
+    # 2 buffers, the copy of tile i + 1 in flight while tile i is computed); residency from the
+    # offline compile (registers / shared memory per program).
+    "w1_bk16_st2_kernel": {"kernel_only": True, "block_k": 16, "num_warps": 1, "num_stages": 2,
+                           "ctas_per_sm": 10},
+    "w1_bk16_st3_kernel": {"kernel_only": True, "block_k": 16, "num_warps": 1, "num_stages": 3,
+                           "ctas_per_sm": 10},
+    "w1_bk16_st4_kernel": {"kernel_only": True, "block_k": 16, "num_warps": 1, "num_stages": 4,
+                           "ctas_per_sm": 7},
+    "w1_bk16_st5_kernel": {"kernel_only": True, "block_k": 16, "num_warps": 1, "num_stages": 5,
+                           "ctas_per_sm": 6},
+    "w2_bk16_st3_kernel": {"kernel_only": True, "block_k": 16, "num_warps": 2, "num_stages": 3,
+                           "ctas_per_sm": 8},
+    "w2_bk32_st3_kernel": {"kernel_only": True, "block_k": 32, "num_warps": 2, "num_stages": 3,
+                           "ctas_per_sm": 6},
+    "w1_bk16_st3": {"block_k": 16, "num_warps": 1, "num_stages": 3, "ctas_per_sm": 10},
+    "w1_bk16_st4": {"block_k": 16, "num_warps": 1, "num_stages": 4, "ctas_per_sm": 7},
+    "w2_bk16_st3": {"block_k": 16, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 8},
+    "w2_bk32_st3": {"block_k": 32, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 6},
     # Run 33 timed KV heads packed into the dot's 16 rows (benchmarks/packed_heads.py of commit
     # c94f5fd, removed since): +5.8% (32 slots/tile) to +51% at 128 x 8192 (NOTES.md).
 }
@@ -99,6 +119,8 @@ def make_op(batch, slots, overrides):
 
 
 def ab(shapes, names, sdpa=False):
+    """Times ``names`` interleaved at each shape; returns {(batch, slots): {name: seconds}}."""
+    results = {}
     for batch, slots in shapes:
         kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
         n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
@@ -139,6 +161,8 @@ def ab(shapes, names, sdpa=False):
                 f"do_bench {t_bench * 1e6:.1f} us")
             del tsets, fns
         del sets
+        results[(batch, slots)] = times
+    return results
 
 
 def ncu_target(which, batch, slots, variant=None, calls=3):
