@@ -6,7 +6,7 @@ shapes, with torch SDPA at the headline shape.  Usage (GPU machine): PYTHONPATH=
 benchmarks/run34.py
 """
 
-from benchmarks.ab import ab
+from benchmarks.ab import VARIANTS, ab
 from benchmarks.kernel import log
 
 KERNEL_ONLY = ["pvt_kernel", "w1_bk16_st2_kernel", "w1_bk16_st3_kernel", "w1_bk16_st4_kernel",
@@ -17,6 +17,6 @@ candidates = [n for n in KERNEL_ONLY if n not in ("pvt_kernel", "pvt_attn_only_k
 times = ab([(128, 8192)], KERNEL_ONLY)[(128, 8192)]
 best = sorted(candidates, key=times.get)[:2]
 log(f"run34 phase 1: fastest candidates {best}")
-full = ["pvt"] + [n.removesuffix("_kernel") for n in best]
+full = ["pvt"] + [n.removesuffix("_kernel") for n in best if n.removesuffix("_kernel") in VARIANTS]
 ab([(128, 8192)], full, sdpa=True)
 ab([(32, 8192), (8, 2048), (8, 32768)], full)
