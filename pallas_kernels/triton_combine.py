@@ -69,10 +69,11 @@ class CombinePlan:
     steps_per_chunk: int
     num_chunks: int
     splits_per_step: int  # splits merged per loop step of the output merge (power of two)
+    merge_outputs: bool = True  # False: the split kernel wrote the final output (one split)
 
     @property
-    def row_blocks(self) -> int:  # KV heads per output group: one output job each
-        return self.rows // self.group
+    def row_blocks(self) -> int:  # output-merge programs: one per KV head of the group, or none
+        return self.rows // self.group if self.merge_outputs else 0
 
     @property
     def programs(self) -> int:  # output jobs first, then one program per importance chunk
@@ -80,11 +81,12 @@ class CombinePlan:
 
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
-                 block_k: int, head_dim: int) -> CombinePlan:
+                 block_k: int, head_dim: int, *, target_programs: int = _TARGET_PROGRAMS,
+                 merge_outputs: bool = True) -> CombinePlan:
     """Chooses the combine's step sizes and chunk count.
 
-    Chunks are made small enough that ``batch * outputs * chunks`` fills the
-    GPU a few times over when there are many slots, and a chunk is never
+    Chunks are made small enough that ``batch * outputs * chunks`` reaches
+    ``target_programs`` when there are many slots, and a chunk is never
     smaller than one step, so small problems get a single chunk (whose
     program writes the eviction slot directly, without the counter).
     """
@@ -92,7 +94,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)
     tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
     total_steps = -(-num_tiles // tiles_per_step)
-    wanted = -(-_TARGET_PROGRAMS // (batch * outputs))
+    wanted = -(-target_programs // (batch * outputs))
     num_chunks = 1 if total_steps <= _SINGLE_CHUNK_STEPS else max(1, min(total_steps, wanted))
     steps_per_chunk = -(-total_steps // num_chunks)
     num_chunks = -(-total_steps // steps_per_chunk)
@@ -100,7 +102,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     splits_per_step = max(1, _TILE_ELEMS // (group_p * head_dim_p))
     return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
                        steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
-                       splits_per_step=splits_per_step)
+                       splits_per_step=splits_per_step, merge_outputs=merge_outputs)
 
 
 def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits):
@@ -197,10 +199,15 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         _store(slot_ref, jnp.full((1,), slot, jnp.int32))
 
 
-def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
-                    out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref, *,
-                    plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim, norm,
-                    barrier):
+def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim,
+                    norm, barrier):
+    if plan.merge_outputs:
+        (layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
+         out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
+    else:  # the split kernel wrote the output: no o partials in, no output out
+        (layer_ref, m_ref, l_ref, imp_ref, mt_ref, valid_ref, _count_in,
+         imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
+        o_ref = out_ref = None
     # Read once here: interpret mode cannot evaluate program_id inside a branch.
     p = pl.program_id(2)
     layer = layer_ref[0]
@@ -217,17 +224,22 @@ def _combine_kernel(layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, 
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
-    pl.when(p < plan.row_blocks)(output_job)
-    pl.when(p >= plan.row_blocks)(importance_job)
+    if plan.merge_outputs:
+        pl.when(p < plan.row_blocks)(output_job)
+        pl.when(p >= plan.row_blocks)(importance_job)
+    else:
+        importance_job()
 
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = _NUM_WARPS):
+                     num_warps: int = _NUM_WARPS, target_programs: int = _TARGET_PROGRAMS):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
-      o_part: ``[batch, kv_heads, group, splits, head_dim]`` f32 unnormalised outputs.
+      o_part: ``[batch, kv_heads, group, splits, head_dim]`` f32 unnormalised outputs,
+        or ``[batch, kv_heads, group, head_dim]``: the final output (one split; the
+        split kernel normalised it), passed through.
       m_part, l_part: ``[batch, kv_heads, group, splits]`` f32 running max / sum.
       imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32 or bf16
         ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots);
@@ -242,22 +254,29 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       out_dtype: dtype of the attention output.
       per_kv_head: importance / slot per KV head instead of summed over heads.
       interpret: Pallas interpret mode (CPU tests).
+      num_warps: warps per combine program.
+      target_programs: programs the importance merge aims for (``plan_combine``).
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype, slot int32 [batch] or
       [batch, kv_heads], importance f32 [batch, slots] or [batch, kv_heads, slots])``.
     """
-    batch, kv_heads, group, num_splits, head_dim = o_part.shape
+    merge_outputs = o_part.ndim == 5
+    batch, kv_heads, group, num_splits = m_part.shape
+    head_dim = o_part.shape[-1]
     num_tiles = m_tile.shape[3]
     outputs = kv_heads if per_kv_head else 1
     rows = kv_heads * group // outputs
-    plan = plan_combine(batch, outputs, rows, group, num_tiles, block_k, head_dim)
+    plan = plan_combine(batch, outputs, rows, group, num_tiles, block_k, head_dim,
+                        target_programs=target_programs, merge_outputs=merge_outputs)
     # Free (row-major) reshapes: rows of one output group are contiguous.
     views = (m_part.reshape(batch, outputs, rows, num_splits),
              l_part.reshape(batch, outputs, rows, num_splits),
              o_part.reshape(batch, outputs, rows, num_splits, head_dim),
              imp_part.reshape(batch, outputs, rows, num_tiles, block_k),
              m_tile.reshape(batch, outputs, rows, num_tiles))
+    if not merge_outputs:
+        views = views[:2] + views[3:]
 
     def whole(shape):  # one block = the (batch, output) row of an array
         return pl.BlockSpec((None, None) + shape, lambda b, o, p: (b, o) + (0,) * len(shape))
@@ -268,11 +287,12 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     count_spec = pl.BlockSpec((None, None, 1), lambda b, o, p: (b, o, 0))
     in_specs.append(count_spec)
     out_shape = [
-        jax.ShapeDtypeStruct((batch, outputs, rows, head_dim), out_dtype),
         jax.ShapeDtypeStruct((batch, outputs, slots), jnp.float32),
         jax.ShapeDtypeStruct((batch, outputs, plan.num_chunks), jnp.float32),  # chunk min key
         jax.ShapeDtypeStruct((batch, outputs, plan.num_chunks), jnp.int32),  # its slot
     ]
+    if merge_outputs:
+        out_shape.insert(0, jax.ShapeDtypeStruct((batch, outputs, rows, head_dim), out_dtype))
     out_specs = [whole(s.shape[2:]) for s in out_shape]
     out_shape.append(jax.ShapeDtypeStruct(counter.shape, jnp.int32))  # updated in place
     out_specs.append(count_spec)
@@ -282,17 +302,19 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
         slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
         barrier=not interpret)  # interpret mode runs programs one after another
-    out, importance, _, _, _, slot = pl.pallas_call(
+    results = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),
         in_specs=in_specs,
         out_specs=out_specs,
         out_shape=out_shape,
-        input_output_aliases={len(in_specs) - 1: 4},
+        input_output_aliases={len(in_specs) - 1: len(out_shape) - 2},
         compiler_params=pltriton.CompilerParams(num_warps=num_warps, num_stages=2),
         interpret=interpret,
         name="longflow_decode_combine",
     )(layer, *views, valid, counter)
+    importance, _, _, _, slot = results[-5:]
+    out = results[0] if merge_outputs else o_part
 
     slot = slot[..., 0]
     out = out.reshape(batch, kv_heads * group, head_dim)

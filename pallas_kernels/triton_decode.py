@@ -88,6 +88,7 @@ MAX_GROUP = 64
 _NUM_SMS = 132
 _PROGRAMS_PER_WAVE = 4 * _NUM_SMS
 _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at once
+_COMBINE_PROGRAMS = 528
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -127,6 +128,14 @@ class KernelConfig:
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
     # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
     partial_dtype: str = "float32"
+    # With one split per row the program's running max and sum are already the
+    # row's, so it writes the normalised output itself and the combine runs no
+    # output-merge programs (run 38).  False keeps the combine's merge (A/B only).
+    final_output_in_split: bool = True
+    # Programs the combine aims for when it cuts the importance merge of a row
+    # into slot chunks (triton_combine.plan_combine); more chunks = more parallel,
+    # shorter programs at the price of one more chunk minimum per row.
+    combine_programs: int = 528
 
     @property
     def split_len(self) -> int:
@@ -137,7 +146,9 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
-                group: int | None = None, partial_dtype: str | None = None) -> KernelConfig:
+                group: int | None = None, partial_dtype: str | None = None,
+                combine_programs: int | None = None,
+                final_output_in_split: bool = True) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -157,12 +168,12 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
       ValueError: a size that is not a positive integer (``head_dim`` up to
         256), a dtype other than float32/bfloat16, or an override out of range:
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
-        ``group`` < 1, ``num_warps`` not a power of two in [1, 32], an unknown
-        ``variant``, ``kv_eviction`` or ``partial_dtype``.
+        ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
+        [1, 32], an unknown ``variant``, ``kv_eviction`` or ``partial_dtype``.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
-                     num_stages=num_stages, group=group)
+                     num_stages=num_stages, group=group, combine_programs=combine_programs)
     if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
     if kv_eviction not in KV_EVICTION_HINTS:
@@ -204,6 +215,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant=variant,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
+        final_output_in_split=bool(final_output_in_split),
+        combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
 
 
@@ -228,7 +241,7 @@ def _check_plan_args(**args) -> None:
             raise ValueError(f"{name} must be a positive integer, got {args[name]!r}")
     if args["head_dim"] > MAX_HEAD_DIM:
         raise ValueError(f"head_dim must be in [1, {MAX_HEAD_DIM}], got {args['head_dim']}")
-    for name in ("num_splits", "num_stages", "group"):
+    for name in ("num_splits", "num_stages", "group", "combine_programs"):
         if args[name] is not None and (not _is_int(args[name]) or args[name] < 1):
             raise ValueError(f"{name} must be a positive integer or None, got {args[name]!r}")
     if args["block_k"] is not None:
@@ -259,7 +272,7 @@ def check_config(config, slots: int) -> None:
                          f"{config.kv_eviction!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
-    for name in ("blocks_per_split", "num_splits", "num_stages"):
+    for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
             raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
@@ -300,7 +313,7 @@ def _splits_by_wave_model(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_
 def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                   o_ref, m_ref, l_ref, imp_ref, mblk_ref, count_ref, *,
                   scale, group, head_dim, slots, cfg: KernelConfig,
-                  group_p, head_dim_p, precision):
+                  group_p, head_dim_p, precision, final_out):
     """One program: one (sequence, KV head, split of slots) of layer ``layer_ref[0]``.
 
     ``k_ref``/``v_ref`` hold every layer of the buffer (``[layers, slots, head_dim]``
@@ -342,7 +355,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
 
     if cfg.variant == "fma":
         _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, scale=scale,
-                  group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg)
+                  group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg, final_out=final_out)
         return
 
     row_ok = jnp.arange(group_p) < group  # real query heads of the group
@@ -399,13 +412,15 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     if pv_transposed:
         o = o.T
 
+    if final_out:  # one split: m and l are the row's, so normalise here (the XLA contract's guard)
+        o = (o * (1.0 / jnp.maximum(l, 1e-30))[:, None]).astype(o_ref.dtype)
     _store(o_ref.at[pl.ds(0, group_p), cols], o, mask=row_ok[:, None] & col_ok[None, :])
     _store(m_ref.at[pl.ds(0, group_p)], m, mask=row_ok)
     _store(l_ref.at[pl.ds(0, group_p)], l, mask=row_ok)
 
 
 def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale, group,
-              head_dim_p, col_ok, cfg: KernelConfig):
+              head_dim_p, col_ok, cfg: KernelConfig, final_out: bool):
     """Variant "fma": both products on the CUDA cores, one query head at a time.
 
     No ``tt.dot``, so the group is not padded to 16 rows (group 3 or 4 does
@@ -439,6 +454,8 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
                  for _ in range(group))
     final = jax.lax.fori_loop(0, cfg.blocks_per_split, body, init)
     for g, (o, m, l) in enumerate(final):
+        if final_out:
+            o = (o * (1.0 / jnp.maximum(l, 1e-30))).astype(o_ref.dtype)
         _store(o_ref.at[rows[g], cols], o, mask=col_ok)
         _store(m_ref.at[pl.ds(g, 1)], jnp.full((1,), m, f32))
         _store(l_ref.at[pl.ds(g, 1)], jnp.full((1,), l, f32))
@@ -446,7 +463,9 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
     """Runs the split kernel; returns the per-split partials (fp32; importance partials in
-    ``cfg.partial_dtype``).
+    ``cfg.partial_dtype``).  With one split (and ``cfg.final_output_in_split``) the first
+    output is the normalised attention output ``[batch, kv_heads, group, head_dim]`` in
+    q's dtype instead of the per-split partial outputs.
 
     ``k``/``v`` are ``[layers, batch, kv_heads, slots, head_dim]``, ``valid``
     ``[layers, batch, slots]`` bool and ``layer`` int32 ``[1]``; the output
@@ -461,14 +480,23 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
     padded_slots = ns * sl
     precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
 
+    final_out = cfg.final_output_in_split and ns == 1
     kernel = functools.partial(
         _split_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
-        cfg=cfg, group_p=group_p, head_dim_p=head_dim_p, precision=precision)
+        cfg=cfg, group_p=group_p, head_dim_p=head_dim_p, precision=precision,
+        final_out=final_out)
     f32 = jnp.float32
+    if final_out:  # the attention output itself, in q's dtype
+        o_shape = jax.ShapeDtypeStruct((batch, kv_heads, group, head_dim), q.dtype)
+        o_spec = pl.BlockSpec((None, None, group_p, head_dim_p), lambda b, h, s: (b, h, 0, 0))
+    else:  # per-split unnormalised outputs
+        o_shape = jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32)
+        o_spec = pl.BlockSpec((None, None, group_p, None, head_dim_p),
+                              lambda b, h, s: (b, h, 0, s, 0))
     # Query-head-major layouts so the combine reads each output group's rows
     # as one contiguous block (triton_combine.combine_partials).
     out_shape = [
-        jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32),  # o (unnormalised)
+        o_shape,
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
         jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots),
@@ -488,7 +516,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         pl.BlockSpec((layers, None, sl), lambda b, h, s: (0, b, s)),
     ]
     out_specs = [
-        pl.BlockSpec((None, None, group_p, None, head_dim_p), lambda b, h, s: (b, h, 0, s, 0)),
+        o_spec,
         pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, sl), lambda b, h, s: (b, h, 0, s)),
@@ -578,4 +606,5 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         q, k, v, valid, layer, scale=scale, cfg=config, interpret=interpret)
     return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
-                            per_kv_head=per_kv_head, interpret=interpret)
+                            per_kv_head=per_kv_head, interpret=interpret,
+                            target_programs=config.combine_programs)
