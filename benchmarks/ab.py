@@ -93,6 +93,12 @@ VARIANTS = {
     "w1_bk16_st4": {"block_k": 16, "num_warps": 1, "num_stages": 4, "ctas_per_sm": 7},
     "w2_bk16_st3": {"block_k": 16, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 8},
     "w2_bk32_st3": {"block_k": 32, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 6},
+    # Run 38: the combine. With one split per row the split kernel now writes the normalised
+    # output itself; "merge_in_combine" is the previous launch (the combine merges it).
+    "merge_in_combine": {"final_output_in_split": False},
+    "combine_264": {"combine_programs": 264},
+    "combine_1056": {"combine_programs": 1056},
+    "combine_2112": {"combine_programs": 2112},
     # Run 33 timed KV heads packed into the dot's 16 rows (benchmarks/packed_heads.py of commit
     # c94f5fd, removed since): +5.8% (32 slots/tile) to +51% at 128 x 8192 (NOTES.md).
 }
