@@ -42,13 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "full: keep every token (prompt + max-new-tokens must fit the model's context). "
                         "The longflow policies may generate past the model's context: positions keep counting "
                         "(RoPE extrapolation) while the buffer stays fixed")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--min-new-tokens", type=int, default=0, help="suppress stop tokens until this many were generated")
+    p.add_argument("--max-new-tokens", type=int, default=512,
+                   help="tokens to generate per prompt, in [1, 2**31 - 1] (default: %(default)s)")
+    p.add_argument("--min-new-tokens", type=int, default=0,
+                   help="suppress stop tokens until this many were generated (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-k", type=int, default=0, help="0 disables")
     p.add_argument("--top-p", type=float, default=1.0, help="in (0, 1]; 1 disables")
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 0; 1 disables")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=1, help="prompts per batch (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"),
                    help="parameter dtype (default: a converted checkpoint's own, else float32)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2**31 - 1]")
@@ -69,10 +71,11 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--budget must be >= 2, got {a.budget}")
     if a.compression is not None and not (finite(a.compression) and 0 < a.compression < 1):
         p.error(f"--compression must be in (0, 1) (fraction evicted), got {a.compression}")
-    if a.max_new_tokens < 1:
-        p.error(f"--max-new-tokens must be >= 1, got {a.max_new_tokens}")
+    if not 1 <= a.max_new_tokens < 2**31:
+        p.error(f"--max-new-tokens must be in [1, 2**31 - 1], got {a.max_new_tokens}")
     if not 0 <= a.min_new_tokens <= a.max_new_tokens:
-        p.error(f"--min-new-tokens must be in [0, --max-new-tokens], got {a.min_new_tokens}")
+        p.error(f"--min-new-tokens must be in [0, --max-new-tokens] = [0, {a.max_new_tokens}], "
+                f"got {a.min_new_tokens}")
     if not (finite(a.temperature) and a.temperature >= 0):
         p.error(f"--temperature must be a finite number >= 0 (0 = greedy), got {a.temperature}")
     if not 0 <= a.top_k < 2**31:
@@ -117,33 +120,37 @@ def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
 
 
 def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str]:
+    """The prompt texts; every error names the flag (and file, and JSONL line)."""
     if a.prompt is not None:
-        prompts = [a.prompt]
-    elif a.prompt_file is not None:
-        prompts = [_read_text(p, "--prompt-file", a.prompt_file)]
-    else:
-        field = a.field or "question"
-        prompts = []
-        for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {e.msg}")
-            if not isinstance(rec, dict) or field not in rec:
-                p.error(f"--jsonl {a.jsonl} line {n} has no field {field!r} (set --field)")
-            if not isinstance(rec[field], str):
-                p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} must be a string, "
-                        f"got {type(rec[field]).__name__}")
-            prompts.append(rec[field])
-            if a.limit is not None and len(prompts) >= a.limit:
-                break
-        if not prompts:
-            p.error(f"--jsonl {a.jsonl} holds no records")
-    for i, text in enumerate(prompts):
+        if not a.prompt.strip():
+            p.error("--prompt is empty")
+        return [a.prompt]
+    if a.prompt_file is not None:
+        text = _read_text(p, "--prompt-file", a.prompt_file)
         if not text.strip():
-            p.error(f"prompt {i} is empty")
+            p.error(f"--prompt-file {a.prompt_file} is empty")
+        return [text]
+    field = a.field or "question"
+    prompts = []
+    for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {e.msg}")
+        if not isinstance(rec, dict) or field not in rec:
+            p.error(f"--jsonl {a.jsonl} line {n} has no field {field!r} (set --field)")
+        if not isinstance(rec[field], str):
+            p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} must be a string, "
+                    f"got {type(rec[field]).__name__}")
+        if not rec[field].strip():
+            p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} is empty")
+        prompts.append(rec[field])
+        if a.limit is not None and len(prompts) >= a.limit:
+            break
+    if not prompts:
+        p.error(f"--jsonl {a.jsonl} holds no records")
     return prompts
 
 

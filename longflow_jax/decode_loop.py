@@ -37,9 +37,9 @@ except ImportError:  # pragma: no cover
 
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer
-from longflow_jax.model import decode_step, prefill
+from longflow_jax.model import check_params_cfg, decode_step, prefill
 from longflow_jax.policies import POLICIES
-from longflow_jax.sampling import SamplingParams, sample_token
+from longflow_jax.sampling import SamplingParams, check_sampling, sample_token
 
 DEFAULT_CHUNK = 32
 
@@ -73,8 +73,31 @@ class DecodeState:
 
 
 def prompt_bucket(length: int) -> int:
-    """Padded prompt length: the next power of two, at least 16."""
-    return max(16, 1 << (max(length, 1) - 1).bit_length())
+    """Padded length of a ``length``-token prompt: the next power of two, at least 16.
+
+    Raises:
+      ValueError: ``length`` not an integer >= 1.
+    """
+    if not _is_int(length) or length < 1:
+        raise ValueError(f"length must be an integer >= 1 (prompt tokens), got {length!r}")
+    return max(16, 1 << (int(length) - 1).bit_length())
+
+
+def _check_budget(budget, cfg: ModelConfig, padded_len: int) -> int:
+    """``budget`` as an int in ``[2, padded_len + context]``, the bound :func:`start` and :func:`generate` share.
+
+    The largest buffer a policy needs is policy "full"'s: the padded prompt
+    (``prefill`` keeps all of it, padding slots included, when it fits in
+    ``budget - 1`` slots) plus ``max_new_tokens`` with ``prompt +
+    max_new_tokens <= context``.  So the bound is the padded prompt length
+    plus the model's context (8192 + 64 for a 40-token prompt and an 8192
+    context), not the context alone.
+    """
+    most = padded_len + cfg.max_position_embeddings
+    if not _is_int(budget) or not 2 <= budget <= most:
+        raise ValueError(f"budget must be an integer in [2, {most}] (padded prompt length {padded_len} + the "
+                         f"model's context {cfg.max_position_embeddings}), got {budget!r}")
+    return int(budget)
 
 
 def _concrete(x) -> bool:
@@ -82,19 +105,15 @@ def _concrete(x) -> bool:
     return not isinstance(x, _Tracer)
 
 
-def _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg: ModelConfig,
+def _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg: ModelConfig,
                       budget) -> None:
-    """Checks for :func:`start`: shapes, dtypes and static args always; values when concrete."""
+    """Checks for :func:`start`: types, shapes, dtypes and static args always; values when concrete."""
+    check_params_cfg(params, cfg)
     for name, x in (("tokens", tokens), ("key_valid", key_valid)):
         if getattr(x, "ndim", None) != 2 or x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(f"{name} must be a non-empty [batch, T] array, got {type(x).__name__} "
                              f"{getattr(x, 'shape', '')}")
-    # No buffer needs more than the padded prompt plus the model's context
-    # (policy "full" sizes it to prompt_bucket(prompt) + max_new_tokens).
-    most = tokens.shape[1] + cfg.max_position_embeddings
-    if not _is_int(budget) or not 2 <= budget <= most:
-        raise ValueError(f"budget must be an integer in [2, {most}] (padded prompt length + the model's "
-                         f"context), got {budget!r}")
+    _check_budget(budget, cfg, tokens.shape[1])
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
         raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
     if key_valid.dtype != jnp.bool_ or key_valid.shape != tokens.shape:
@@ -134,15 +153,19 @@ def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, 
       seed: integer PRNG seed.
       min_new_tokens: integer >= 0.
       cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`);
-        budget in ``[2, T + cfg.max_position_embeddings]`` (:func:`resolve_budget`
+        budget in ``[2, T + cfg.max_position_embeddings]`` (padded prompt
+        length plus the model's context: the largest buffer a policy needs,
+        the same bound as :func:`generate` / :func:`resolve_budget`, which
         gives the usual values).
 
     Raises:
+      TypeError: ``params`` not a parameter dict or ``cfg`` not a ModelConfig.
       ValueError: bad shapes, dtypes or budget; with concrete (not traced)
         arguments also ids outside the vocabulary, rows not left-padded and
-        negative counts.
+        max_new_tokens / min_new_tokens / seed outside their ranges (at most
+        2**31 - 1).
     """
-    _check_start_args(tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg, budget)
+    _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg, budget)
     return _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg=cfg,
                   budget=budget, per_kv_head=per_kv_head)
 
@@ -174,19 +197,34 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
     ``jax.jit`` function.
 
     Raises:
-      TypeError / ValueError: ``stop_ids`` not integers / outside the vocabulary;
-        as :func:`_decode_chunk` otherwise.
+      TypeError: ``params`` not a parameter dict, ``state`` not a DecodeState,
+        ``sampling`` not a SamplingParams, ``cfg`` not a ModelConfig,
+        ``stop_ids`` not integers.
+      ValueError: ``stop_ids`` outside the vocabulary, concrete ``sampling``
+        values outside their ranges (see :meth:`SamplingParams.create`); as
+        :func:`_decode_chunk` otherwise.
     """
-    stop_ids = _check_stop_ids(stop_ids, cfg.vocab_size)
+    stop_ids = _check_chunk_args(params, state, sampling, cfg, stop_ids)
     return _decode_chunk(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids,
                          attn_impl=attn_impl)
 
 
-def _with_checked_stop_ids(stage):
-    """``_decode_chunk.lower`` (etc.) taking ``stop_ids`` as :func:`decode_chunk` does."""
+def _check_chunk_args(params, state, sampling, cfg, stop_ids) -> tuple[int, ...]:
+    """Checks for :func:`decode_chunk` (before tracing); returns ``stop_ids`` as a tuple."""
+    check_params_cfg(params, cfg)
+    if not isinstance(state, DecodeState):
+        raise TypeError(f"state must be a DecodeState (from start or the previous decode_chunk), "
+                        f"got {type(state).__name__}")
+    check_sampling(sampling)
+    return _check_stop_ids(stop_ids, cfg.vocab_size)
+
+
+def _with_checked_args(stage):
+    """``_decode_chunk.lower`` (etc.) checking its arguments as :func:`decode_chunk` does."""
     @functools.wraps(stage)
-    def call(*args, cfg, stop_ids=(), **kwargs):
-        return stage(*args, cfg=cfg, stop_ids=_check_stop_ids(stop_ids, cfg.vocab_size), **kwargs)
+    def call(params, state, forced, sampling, *, cfg, stop_ids=(), **kwargs):
+        stop_ids = _check_chunk_args(params, state, sampling, cfg, stop_ids)
+        return stage(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids, **kwargs)
     return call
 
 
@@ -252,7 +290,7 @@ def _decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampl
 
 
 for _stage in ("lower", "trace", "eval_shape"):
-    setattr(decode_chunk, _stage, _with_checked_stop_ids(getattr(_decode_chunk, _stage)))
+    setattr(decode_chunk, _stage, _with_checked_args(getattr(_decode_chunk, _stage)))
 
 
 # ----------------------------------------------------------------------------- host driver
@@ -301,11 +339,23 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
     convention: 0.8 keeps 20%).  ``full`` sizes the buffer to the padded prompt
     plus ``max_new_tokens`` so nothing is ever evicted.
 
+    Every budget lies in ``[2, prompt_bucket(prompt_len) + context]``, the
+    bound :func:`start` checks too (the largest buffer a policy needs: see
+    policy ``full``).
+
     Raises:
-      ValueError: unknown policy, budget < 2 or > the model's context,
-        compression outside (0, 1), both or neither of budget/compression
-        (longflow), either of them with policy ``full``.
+      TypeError: ``cfg`` not a ModelConfig.
+      ValueError: unknown policy, prompt_len < 1, max_new_tokens outside
+        [1, 2**31 - 1], budget outside ``[2, prompt_bucket(prompt_len) +
+        context]``, compression outside (0, 1), both or neither of
+        budget/compression (longflow), either of them with policy ``full``.
     """
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"cfg must be a ModelConfig (e.g. load_model(...).cfg), got {type(cfg).__name__}")
+    if not _is_int(prompt_len) or prompt_len < 1:
+        raise ValueError(f"prompt_len must be an integer >= 1, got {prompt_len!r}")
+    padded = prompt_bucket(prompt_len)
+    _check_max_new_tokens(max_new_tokens)
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if budget is not None and compression is not None:
@@ -319,16 +369,14 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
             raise ValueError(f"policy 'full' keeps every token: prompt ({prompt_len}) + max_new_tokens "
                              f"({max_new_tokens}) must fit in the model's context ({context}); use a longflow policy "
                              "to generate further with a fixed buffer")
-        return prompt_bucket(prompt_len) + max_new_tokens
+        return padded + max_new_tokens
     if compression is not None:
         if not _is_real(compression) or not 0 < compression < 1:
             raise ValueError(f"compression must be a number in (0, 1) (fraction of tokens evicted), got {compression!r}")
         budget = max(2, int(round((1 - compression) * (prompt_len + max_new_tokens))))
     if budget is None:
         raise ValueError(f"policy {policy!r} needs budget or compression")
-    if not _is_int(budget) or not 2 <= budget <= context:
-        raise ValueError(f"budget must be an integer in [2, {context}] (the model's context), got {budget!r}")
-    return int(budget)
+    return _check_budget(budget, cfg, padded)
 
 
 def _is_int(x) -> bool:
@@ -386,17 +434,21 @@ def _pad_prompts(prompts: list[list[int]], cfg: ModelConfig):
     return tokens, valid
 
 
+def _check_max_new_tokens(max_new_tokens) -> None:
+    if not _is_int(max_new_tokens) or not 1 <= max_new_tokens < 2**31:
+        raise ValueError(f"max_new_tokens must be an integer in [1, 2**31 - 1], got {max_new_tokens!r}")
+
+
 def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,
                        vocab_size=None):
-    if not _is_int(max_new_tokens) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    _check_max_new_tokens(max_new_tokens)
     if not _is_int(min_new_tokens) or not 0 <= min_new_tokens <= max_new_tokens:
         raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], "
                          f"got {min_new_tokens!r}")
     if not _is_int(chunk) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
-    if sampling is not None and not isinstance(sampling, SamplingParams):
-        raise TypeError(f"sampling must be a SamplingParams (SamplingParams.create(...)), got {type(sampling).__name__}")
+    if sampling is not None:
+        check_sampling(sampling)
     stop_ids = _check_stop_ids(stop_ids, vocab_size)
     if not _is_int(seed) or not 0 <= seed < 2**31:
         raise ValueError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
@@ -461,13 +513,17 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       :class:`GenerationResult`.
 
     Raises:
-      TypeError: prompts (or forced) not lists of integer token ids, e.g. text
+      TypeError: params not a parameter dict or cfg not a ModelConfig (e.g.
+        swapped); prompts (or forced) not lists of integer token ids, e.g. text
         or a flat list; sampling not a SamplingParams; stop_ids not integers.
       ValueError: empty batch or prompt, prompt longer than the context, token
-        ids outside the vocabulary, bad budget/compression/policy,
-        max_new_tokens < 1, min_new_tokens outside [0, max_new_tokens],
-        chunk < 1, seed outside [0, 2**31), attn_impl the backend cannot run.
+        ids outside the vocabulary, bad budget/compression/policy (budget at
+        most the padded prompt length plus the context, as for :func:`start`),
+        max_new_tokens outside [1, 2**31 - 1], min_new_tokens outside [0,
+        max_new_tokens], chunk < 1, seed outside [0, 2**31), sampling values
+        outside their ranges, attn_impl the backend cannot run.
     """
+    check_params_cfg(params, cfg)
     stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,
                                   cfg.vocab_size)
     prompts = _check_token_rows(prompts, "prompts", cfg)
@@ -481,15 +537,22 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
                       stacklevel=2)
     sampling = sampling or SamplingParams.create(temperature=0.0)
     b = len(prompts)
-    forced_all = np.full((b, max_new_tokens + chunk), -1, np.int32)
-    if forced is not None:
-        forced = _check_token_rows(forced, "forced", cfg)
-        if len(forced) != b:
-            raise ValueError(f"forced must have one continuation per prompt ({b}), got {len(forced)}")
-        for i, f in enumerate(forced):
-            if len(f) > max_new_tokens:
-                raise ValueError(f"forced continuation {i} has {len(f)} tokens > max_new_tokens={max_new_tokens}")
-            forced_all[i, : len(f)] = f
+    forced_rows = [] if forced is None else _check_token_rows(forced, "forced", cfg)
+    if forced is not None and len(forced_rows) != b:
+        raise ValueError(f"forced must have one continuation per prompt ({b}), got {len(forced_rows)}")
+    # Sized by the forced tokens, not max_new_tokens (up to 2**31 - 1): chunks are cut from it as needed.
+    forced_all = np.full((b, max(map(len, forced_rows), default=0)), -1, np.int32)
+    for i, f in enumerate(forced_rows):
+        if len(f) > max_new_tokens:
+            raise ValueError(f"forced continuation {i} has {len(f)} tokens > max_new_tokens={max_new_tokens}")
+        forced_all[i, : len(f)] = f
+
+    def forced_chunk(steps: int) -> np.ndarray:
+        """``[b, chunk]`` tokens to feed from step ``steps`` (-1 = sample)."""
+        out = np.full((b, chunk), -1, np.int32)
+        part = forced_all[:, steps: steps + chunk]
+        out[:, : part.shape[1]] = part
+        return out
 
     t0 = time.perf_counter()
     state = start(params, jnp.asarray(tokens), jnp.asarray(valid), max_new_tokens, seed,
@@ -501,7 +564,7 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     steps = 0
     while steps < max_new_tokens:
         # stop_ids were checked above: call the jitted function directly
-        state, tok, lp = _decode_chunk(params, state, jnp.asarray(forced_all[:, steps: steps + chunk]),
+        state, tok, lp = _decode_chunk(params, state, jnp.asarray(forced_chunk(steps)),
                                        sampling, cfg=cfg, stop_ids=stop_ids, attn_impl=attn_impl)
         tok = np.asarray(tok)
         out_tok.append(tok)
@@ -538,8 +601,9 @@ def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]
       per row, ``[len(continuation)]`` float32 log-probabilities.
 
     Raises:
-      ValueError: as :func:`generate`, and an empty continuation.
+      TypeError / ValueError: as :func:`generate`, and an empty continuation.
     """
+    check_params_cfg(params, cfg)
     continuations = _check_token_rows(continuations, "continuations", cfg)
     if len(continuations) != len(prompts):
         raise ValueError(f"continuations must have one entry per prompt ({len(prompts)}), got {len(continuations)}")

@@ -23,6 +23,7 @@ Weight layout (``[in, out]`` matrices, i.e. HF's ``weight.T``)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,19 @@ from longflow_jax.policies import snapkv_select, snapkv_window_size
 from pallas_kernels import longflow_decode_attention, select_eviction_slot
 
 _MASK_VALUE = -1e30
+
+
+def check_params_cfg(params, cfg) -> None:
+    """TypeError unless ``params`` is a parameter mapping and ``cfg`` a :class:`ModelConfig` (checked first).
+
+    Catches e.g. ``cfg=None`` or ``generate(cfg, params, ...)`` (swapped) before any tracing.
+    """
+    swapped = " (the order is params, cfg: swapped?)" if isinstance(params, ModelConfig) else ""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"cfg must be a ModelConfig (e.g. load_model(...).cfg), got {type(cfg).__name__}{swapped}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be the parameter dict (load_model(...).params or Decoder.params()), "
+                        f"got {type(params).__name__}{swapped}")
 
 
 def param_shapes(cfg: ModelConfig) -> dict:
@@ -160,8 +174,10 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
       buffer: :class:`KVBuffer` with ``budget`` slots.
 
     Raises:
+      TypeError: ``params`` not a parameter dict or ``cfg`` not a ModelConfig.
       ValueError: (at trace time) tokens/key_valid not both ``[batch, T]``, budget < 2.
     """
+    check_params_cfg(params, cfg)
     if tokens.ndim != 2 or key_valid.shape != tokens.shape:
         raise ValueError(f"tokens and key_valid must both be [batch, T]; got {tokens.shape} and {key_valid.shape}")
     if budget < 2:
@@ -239,10 +255,15 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
       logits ``[batch, vocab]`` float32 and the updated buffer.
 
     Raises:
+      TypeError: ``params`` not a parameter dict, ``buffer`` not a KVBuffer or
+        ``cfg`` not a ModelConfig.
       ValueError: (at trace time) ``token`` or ``position`` not an integer
         ``[batch]`` array matching the buffer's batch.  Values are traced and
         not range checked: ids must lie in ``[0, vocab)``.
     """
+    check_params_cfg(params, cfg)
+    if not isinstance(buffer, KVBuffer):
+        raise TypeError(f"buffer must be a KVBuffer (e.g. DecodeState.buffer), got {type(buffer).__name__}")
     batch = buffer.k.shape[1]
     for name, x in (("token", token), ("position", position)):
         if getattr(x, "shape", None) != (batch,) or not jnp.issubdtype(x.dtype, jnp.integer):

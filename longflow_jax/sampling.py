@@ -16,6 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+try:  # public name; kept importable across jax versions
+    from jax.core import Tracer as _Tracer
+except ImportError:  # pragma: no cover
+    from jax._src.core import Tracer as _Tracer
+
 
 @struct.dataclass
 class SamplingParams:
@@ -41,30 +46,75 @@ class SamplingParams:
         """Validate and build.  ``temperature=0`` means greedy (``do_sample`` defaults to ``temperature > 0``).
 
         Raises:
+          TypeError: a value that is not a number (``do_sample`` not a bool).
           ValueError: temperature < 0, top_k outside [0, 2**31 - 1], top_p outside (0, 1],
             repetition_penalty <= 0.
         """
-        def finite(x):
-            return isinstance(x, (int, float, np.integer, np.floating)) and np.isfinite(x)
-
-        if not finite(temperature) or not temperature >= 0:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-        if not isinstance(top_k, (int, np.integer)) or not 0 <= top_k < 2**31:
-            raise ValueError(f"top_k must be an integer in [0, 2**31 - 1] (0 disables; values above the "
-                             f"vocabulary size keep every token), got {top_k!r}")
-        if not finite(top_p) or not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-        if not finite(repetition_penalty) or not repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be a finite number > 0 (1 disables), got {repetition_penalty!r}")
         if do_sample is None:
-            do_sample = temperature > 0
-        if do_sample and temperature == 0:
-            raise ValueError("temperature must be > 0 when do_sample=True")
+            do_sample = isinstance(temperature, (int, float, np.integer, np.floating)) and temperature > 0
+        _check_values({"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                       "repetition_penalty": repetition_penalty}, do_sample, prefix="")
         return cls(
             temperature=jnp.float32(temperature if temperature > 0 else 1.0),
             top_k=jnp.int32(top_k), top_p=jnp.float32(top_p),
             repetition_penalty=jnp.float32(repetition_penalty), do_sample=bool(do_sample),
         )
+
+    def check(self, name: str = "sampling") -> SamplingParams:
+        """Validate the fields of an instance built directly (``SamplingParams(...)``); return it.
+
+        The same rules as :meth:`create`.  Traced or abstract fields (inside
+        ``jit``, ``ShapeDtypeStruct``) are not checked: construction itself does
+        not validate, since JAX rebuilds pytrees with arbitrary leaves.
+
+        Raises:
+          TypeError / ValueError: as :meth:`create`, naming ``{name}.{field}``.
+        """
+        _check_values({f: getattr(self, f) for f in ("temperature", "top_k", "top_p", "repetition_penalty")},
+                      self.do_sample, prefix=f"{name}.")
+        return self
+
+
+def check_sampling(sampling, name: str = "sampling") -> SamplingParams:
+    """``sampling`` checked to be a :class:`SamplingParams` with valid (concrete) values.
+
+    Raises:
+      TypeError: not a SamplingParams, or a field that is not a number.
+      ValueError: a field outside its range (see :meth:`SamplingParams.create`).
+    """
+    if not isinstance(sampling, SamplingParams):
+        raise TypeError(f"{name} must be a SamplingParams (SamplingParams.create(...)), "
+                        f"got {type(sampling).__name__}")
+    return sampling.check(name)
+
+
+_RULES = {  # field: (integer dtype required, predicate on the values, message)
+    "temperature": (False, lambda x: x >= 0, "a finite number >= 0 (0 = greedy)"),
+    "top_k": (True, lambda x: (x >= 0) & (x < 2**31),
+              "an integer in [0, 2**31 - 1] (0 disables; values above the vocabulary size keep every token)"),
+    "top_p": (False, lambda x: (x > 0) & (x <= 1), "in (0, 1]"),
+    "repetition_penalty": (False, lambda x: x > 0, "a finite number > 0 (1 disables)"),
+}
+
+
+def _check_values(values: dict, do_sample, prefix: str) -> None:
+    """Check the concrete ones of ``values`` (Python / NumPy numbers or arrays, concrete jax arrays)."""
+    if not isinstance(do_sample, (bool, np.bool_)):
+        raise TypeError(f"{prefix}do_sample must be a bool, got {type(do_sample).__name__}")
+    for field, x in values.items():
+        if isinstance(x, (_Tracer, jax.ShapeDtypeStruct)):
+            continue  # traced / abstract: no value to check
+        integer, ok, rule = _RULES[field]
+        if not isinstance(x, (int, float, np.integer, np.floating, np.ndarray, jax.Array)) or isinstance(
+                x, (bool, np.bool_)):
+            raise TypeError(f"{prefix}{field} must be {rule}, got {type(x).__name__} {x!r}")
+        arr = np.asarray(x)
+        shown = arr.item() if arr.ndim == 0 else arr.tolist()
+        kind_ok = np.issubdtype(arr.dtype, np.integer) if integer else np.issubdtype(arr.dtype, np.number)
+        if not kind_ok or not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
+            raise ValueError(f"{prefix}{field} must be {rule}, got {shown!r}")
+        if field == "temperature" and do_sample and np.any(arr == 0):
+            raise ValueError(f"{prefix}temperature must be > 0 when do_sample=True")
 
 
 def apply_repetition_penalty(logits: jax.Array, seen: jax.Array, penalty: jax.Array) -> jax.Array:

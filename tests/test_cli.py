@@ -71,9 +71,12 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--top-k", "-3"], "--top-k must be in [0, 2**31 - 1]"),
     (["--top-k", "99999999999999"], "--top-k must be in [0, 2**31 - 1]"),
     (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be in [1, 2**31 - 1]"),
+    (["--max-new-tokens", "3000000000"], "--max-new-tokens must be in [1, 2**31 - 1], got 3000000000"),
+    (["--max-new-tokens", "3000000000", "--min-new-tokens", "3000000000"], "--max-new-tokens must be in [1, 2**31 - 1]"),
+    (["--max-new-tokens", "8", "--min-new-tokens", "3000000000"], "--min-new-tokens must be in [0, --max-new-tokens] = [0, 8]"),
     (["--model", "/nonexistent/model"], "no such file or folder"),
-    (["--prompt", "   "], "prompt 0 is empty"),
+    (["--prompt", "   "], "--prompt is empty"),
 ])
 def test_bad_arguments_exit_before_loading(args, message, capsys):
     argv = ["--prompt", "w5 w6"] + args if "--prompt" not in args else args
@@ -87,7 +90,8 @@ def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys)
     out = tmp_path / "never.jsonl"
     with pytest.raises(SystemExit):
         main(["--model", str(model_dir), "--prompt", "w5", "--budget", "4096", "--output", str(out)])
-    assert "budget must be an integer in [2, 512]" in capsys.readouterr().err
+    # The largest budget is the padded prompt length (16) + the context (512), as in generate and start.
+    assert "--budget: budget must be an integer in [2, 528]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--model", str(model_dir), "--prompt", " ".join(["w5"] * 600), "--no-chat-template", "--output", str(out)])
     assert "longer than the model's context (512)" in capsys.readouterr().err
@@ -127,6 +131,31 @@ def test_streamer_holds_back_split_multibyte_characters(capsys):
     cut(np.array([data[:-2]]))
     cut.finish()
     assert capsys.readouterr().out == text[:-1] + "\n"
+
+
+def test_empty_prompts_name_the_flag_file_and_line(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n\t\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--prompt-file", str(empty)])
+    assert e.value.code == 2
+    assert f"--prompt-file {empty} is empty" in capsys.readouterr().err
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "w5"}) + "\n\n" + json.dumps({"question": "  "}) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--jsonl", str(data)])
+    assert e.value.code == 2
+    assert f"--jsonl {data} line 3: field 'question' is empty" in capsys.readouterr().err
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal width
+    for flag, default in (("--max-new-tokens", 512), ("--min-new-tokens", 0), ("--batch-size", 1)):
+        help_of_flag = text.split(flag.upper().lstrip("-").replace("-", "_"), 2)[2].split(" --")[0]
+        assert f"(default: {default})" in help_of_flag, (flag, help_of_flag)
 
 
 def test_jsonl_without_field(tmp_path, capsys):

@@ -129,21 +129,24 @@ def test_warpers_match_transformers_logits_processors(rng):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(budget=1), "budget must be an integer in \\[2, 512\\]"),
-    (dict(budget=513), "budget must be an integer in \\[2, 512\\]"),
+    # The bound is the padded prompt length (16) + the context (512), as in start.
+    (dict(budget=1), "budget must be an integer in \\[2, 528\\] \\(padded prompt length 16 \\+ the model's context 512"),
+    (dict(budget=529), "budget must be an integer in \\[2, 528\\]"),
     (dict(budget=None, compression=1.0), "compression must be a number in \\(0, 1\\)"),
     (dict(budget=None, compression=0.0), "compression must be a number in \\(0, 1\\)"),
     (dict(budget=None, compression=float("nan")), "compression must be a number in \\(0, 1\\)"),
-    (dict(budget="64"), "budget must be an integer in \\[2, 512\\].*'64'"),
+    (dict(budget="64"), "budget must be an integer in \\[2, 528\\].*'64'"),
     (dict(policy="full", budget=None, max_new_tokens=600), "must fit in the model's context \\(512\\)"),
-    (dict(max_new_tokens=4.0), "max_new_tokens must be an integer >= 1"),
+    (dict(max_new_tokens=4.0), "max_new_tokens must be an integer in \\[1, 2\\*\\*31 - 1\\]"),
+    (dict(max_new_tokens=2**31), "max_new_tokens must be an integer in \\[1, 2\\*\\*31 - 1\\], got 2147483648"),
+    (dict(max_new_tokens=3_000_000_000, min_new_tokens=3_000_000_000), "max_new_tokens must be an integer in"),
     (dict(seed=2**40), "seed must be an integer in \\[0, 2\\*\\*31 - 1\\]"),
     (dict(attn_impl="triton"), "needs a CUDA GPU"),
     (dict(attn_impl="mosaic"), "needs a TPU"),
     (dict(forced=[[10**6]]), "forced\\[0\\] holds token ids outside"),
     (dict(policy="h2o"), "policy must be one of"),
     (dict(policy="full"), "policy 'full' sizes the buffer"),
-    (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+    (dict(max_new_tokens=0), "max_new_tokens must be an integer in \\[1, 2\\*\\*31 - 1\\]"),
     (dict(prompts=[]), "empty batch"),
     (dict(prompts=[[5, 6], []]), "prompt 1 is empty"),
     (dict(prompts=[list(range(3, 100)) * 6]), "longer than the model's context \\(512\\)"),
@@ -155,6 +158,11 @@ def test_warpers_match_transformers_logits_processors(rng):
     (dict(prompts="w5 w6"), "prompts must be a list of token-id lists"),
     (dict(prompts=[[5, 2.5]]), "integer token ids"),
     (dict(sampling={"temperature": 1.0}), "sampling must be a SamplingParams"),
+    # SamplingParams built directly (not through create) is checked too.
+    (dict(sampling=SamplingParams(temperature=-1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, do_sample=True)),
+     "sampling.temperature must be a finite number >= 0"),
+    (dict(sampling=SamplingParams(temperature=jnp.float32(1.0), top_k=jnp.int32(0), top_p=jnp.float32(2.0),
+                                  repetition_penalty=jnp.float32(1.0))), "sampling.top_p must be in \\(0, 1\\]"),
     (dict(stop_ids=None), "stop_ids must be a sequence of integer"),
     (dict(stop_ids=[-1]), "stop_ids must be token ids in \\[0, "),
 ])
@@ -181,6 +189,7 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
         (dict(seed=2**31), "seed must be an integer in"),
         (dict(budget=8.0), "budget must be an integer"),
         (dict(max_new_tokens=0), "max_new_tokens must be an integer in \\[1, "),
+        (dict(max_new_tokens=2**31), "max_new_tokens must be an integer in \\[1, 2\\*\\*31 - 1\\]"),
         (dict(key_valid=jnp.asarray([[True, True, False, False]])), "left-padded"),
         (dict(key_valid=valid.astype(jnp.int32)), "key_valid must be a bool array"),
         (dict(tokens=tokens.at[0, 3].set(10**6)), "tokens must be ids in \\[0, "),
@@ -207,6 +216,93 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
                             (one, one.astype(jnp.float32))):
         with pytest.raises(ValueError, match="must be an integer array of shape \\[batch\\] = \\(1,\\)"):
             decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
+
+
+def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
+    """None / swapped arguments get a TypeError naming the argument, not an AttributeError from deep inside."""
+    from longflow_jax.model import decode_step
+
+    _, m = tiny_models["llama"]
+    tokens = jnp.asarray([[0, 0, 5, 6]], jnp.int32)  # the shapes of the test above: no new compile
+    valid = jnp.asarray([[False, False, True, True]])
+    state = G.start(m.params, tokens, valid, 4, 0, cfg=m.cfg, budget=8)
+    forced = jnp.full((1, 3), -1, jnp.int32)
+    sp = SamplingParams.create(temperature=0.0)
+    calls = [
+        (lambda: G.decode_chunk(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
+        (lambda: G.decode_chunk(m.params, state, forced, sp, cfg=None), "cfg must be a ModelConfig .*got NoneType"),
+        (lambda: G.decode_chunk(m.params, state.buffer, forced, sp, cfg=m.cfg), "state must be a DecodeState"),
+        (lambda: G.decode_chunk.lower(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
+        (lambda: decode_step(m.params, state.buffer, tokens[:, 0], tokens[:, 0], cfg=None),
+         "cfg must be a ModelConfig .*got NoneType"),
+        (lambda: decode_step(m.params, state, tokens[:, 0], tokens[:, 0], cfg=m.cfg), "buffer must be a KVBuffer"),
+        (lambda: G.generate(m.cfg, m.params, [[5, 6]], max_new_tokens=4, budget=8),
+         "cfg must be a ModelConfig .*got dict \\(the order is params, cfg: swapped\\?\\)"),
+        (lambda: G.generate(None, m.cfg, [[5, 6]], max_new_tokens=4, budget=8), "params must be the parameter dict"),
+        (lambda: G.score_continuation(m.cfg, m.params, [[5, 6]], [[7]], budget=8), "cfg must be a ModelConfig"),
+        (lambda: G.start(m.params, tokens, valid, 4, 0, cfg=None, budget=8), "cfg must be a ModelConfig"),
+        (lambda: G.resolve_budget(None, "longflow", 5, 4, budget=8), "cfg must be a ModelConfig"),
+    ]
+    for call, match in calls:
+        with pytest.raises(TypeError, match=match):
+            call()
+    # Bad values in a SamplingParams built directly are caught before tracing too.
+    bad = SamplingParams(temperature=jnp.float32(1.0), top_k=jnp.int32(0), top_p=jnp.float32(2.0),
+                         repetition_penalty=jnp.float32(1.0), do_sample=True)
+    with pytest.raises(ValueError, match="sampling.top_p must be in \\(0, 1\\], got 2.0"):
+        G.decode_chunk(m.params, state, forced, bad, cfg=m.cfg)
+
+
+def test_direct_sampling_params_are_checked_only_when_concrete():
+    """SamplingParams(...) skips create's checks; check() applies them to concrete values and skips traced ones."""
+    def make(**kw):
+        return SamplingParams(**{"temperature": 1.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0,
+                                 "do_sample": True, **kw})
+
+    for kw, match in [({"temperature": -1.0}, "sampling.temperature must be a finite number >= 0"),
+                      ({"temperature": 0.0}, "temperature must be > 0 when do_sample=True"),
+                      ({"top_p": 2.0}, "sampling.top_p must be in \\(0, 1\\], got 2.0"),
+                      ({"top_k": np.int32(-1)}, "sampling.top_k must be an integer in \\[0, 2\\*\\*31 - 1\\]"),
+                      ({"top_k": 5.0}, "sampling.top_k must be an integer"),
+                      ({"repetition_penalty": jnp.float32(float("nan"))}, "sampling.repetition_penalty must be")]:
+        with pytest.raises(ValueError, match=match):
+            make(**kw).check()
+    with pytest.raises(TypeError, match="sampling.temperature must be .*got NoneType"):
+        make(temperature=None).check()
+    with pytest.raises(TypeError, match="sampling.do_sample must be a bool"):
+        make(do_sample=1).check()
+    good = make(temperature=0.0, do_sample=False)  # greedy: temperature unused
+    assert good.check() is good
+    # Under jit the fields are tracers: nothing to check, nothing raised; abstract values pass too.
+    assert float(jax.jit(lambda sp: sp.check().top_p * 2)(SamplingParams.create(top_p=0.5))) == 1.0
+    jax.tree.map(lambda x: jax.ShapeDtypeStruct((), jnp.float32), good).check()
+
+
+@pytest.mark.parametrize("length", [0, -1, 3.5, True, "8", None])
+def test_prompt_bucket_rejects_non_positive_integers(length):
+    with pytest.raises(ValueError, match="length must be an integer >= 1"):
+        G.prompt_bucket(length)
+
+
+def test_prompt_bucket_values():
+    assert [G.prompt_bucket(n) for n in (1, 16, 17, 40, np.int64(64), 65)] == [16, 16, 32, 64, 64, 128]
+
+
+def test_start_and_generate_share_the_largest_budget(tiny_models):
+    """For one prompt both entry points accept budgets up to its padded length + the model's context."""
+    _, m = tiny_models["llama"]
+    prompt = list(range(3, 43))  # 40 tokens, padded to 64: the bound is 64 + 512
+    tokens, valid = G._pad_prompts([prompt], m.cfg)
+    assert G.resolve_budget(m.cfg, "longflow", 40, 4, budget=576) == 576
+    match = "budget must be an integer in \\[2, 576\\] \\(padded prompt length 64 \\+ the model's context 512\\)"
+    with pytest.raises(ValueError, match=match):
+        G.resolve_budget(m.cfg, "longflow", 40, 4, budget=577)
+    with pytest.raises(ValueError, match=match):
+        G.generate(m.params, m.cfg, [prompt], max_new_tokens=4, budget=577, attn_impl="xla")
+    with pytest.raises(ValueError, match=match):
+        G.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 4, 0, cfg=m.cfg, budget=577)
+    # policy "full" produces budgets inside the same bound (here past the context itself).
+    assert G.resolve_budget(m.cfg, "full", 40, 472, None) == 64 + 472 <= 576
 
 
 def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):
