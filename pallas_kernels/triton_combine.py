@@ -44,11 +44,13 @@ from pallas_kernels import _triton_compat as _compat
 
 _MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
 _TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
-# Register budget of one loaded fp32 tile (elements): 16384 = 64 registers per
-# thread at 8 warps.  Bigger steps mean fewer dependent load rounds per row:
-# the merge is latency bound at small shapes (benchmarks/NOTES.md, run 10).
-_NUM_WARPS = 8
-_TILE_ELEMS = 16384
+# One loop step loads _TILE_ELEMS partials (rows x slots) and, software-pipelined,
+# already the next step's: 4 warps and 8192 elements compile to 147 registers
+# (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
+# 10-40) in GPU time: 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048
+# (benchmarks/NOTES.md, run 41).
+_NUM_WARPS = 4
+_TILE_ELEMS = 8192
 _MAX_STEP_SLOTS = 1024
 # Up to this many loop steps per row, the importance merge runs as one chunk
 # (one program per row).  Chosen in run 6, when several chunks still cost an
@@ -153,30 +155,45 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
     m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
     row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
 
-    def body(i, best):
-        best_key, best_idx = best
-        tile0 = (chunk * plan.steps_per_chunk + i) * tps
-        tile_ok = tile0 + jnp.arange(tps) < num_tiles
+    steps = plan.steps_per_chunk
+
+    def load_step(i):
+        """Step ``i``'s tile maxima, stored partials and slot validity (all masked past the chunk)."""
+        tile0 = (chunk * steps + i) * tps
+        tile_ok = (tile0 + jnp.arange(tps) < num_tiles) & (i < steps)
         mask2 = row_ok[:, None] & tile_ok[None, :]
         m_tile = _load(mt_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps)], mask=mask2,
                        other=_MASK_VALUE)
-        w = jnp.exp(m_tile - m_glob[:, None]) * row_w[:, None]  # [rows_p, tps]
         e = _load(imp_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps), pl.ds(0, block_k)],
-                  mask=mask2[:, :, None], other=0.0).astype(jnp.float32)  # [rows_p, tps, block_k]
-        imp = jnp.sum(e * w[:, :, None], axis=0).reshape(step_slots)
+                  mask=mask2[:, :, None], other=0)  # [rows_p, tps, block_k], stored dtype
+        slot = tile0 * block_k + jnp.arange(step_slots)
+        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)],
+                   mask=(slot < slots) & (i < steps), other=False)
+        return m_tile, e, ok
+
+    def body(i, carry):
+        # Software pipeline: step i + 1's loads are issued before step i's arithmetic, so
+        # their latency overlaps it (Triton does not pipeline these loads itself).
+        lane_key, lane_idx, m_tile, e, ok = carry
+        upcoming = load_step(i + 1)
+        tile0 = (chunk * steps + i) * tps
+        w = jnp.exp(m_tile - m_glob[:, None]) * row_w[:, None]  # [rows_p, tps]
+        imp = jnp.sum(e.astype(jnp.float32) * w[:, :, None], axis=0).reshape(step_slots)
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
-        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)], mask=in_range,
-                   other=False)
         key = jnp.where(in_range, jnp.where(ok, imp, -1.0), jnp.inf)
-        key_min = jnp.min(key)
-        idx = jnp.min(jnp.where(key == key_min, slot, jnp.iinfo(jnp.int32).max))
-        better = key_min < best_key  # strict: earlier steps hold lower slots
-        return jnp.where(better, key_min, best_key), jnp.where(better, idx, best_idx)
+        # Elementwise running minimum: no cross-thread reduction per step (one at the end).
+        # Strict: a lane's earlier steps hold its lower slots.
+        better = key < lane_key
+        return (jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx),
+                *upcoming)
 
-    best_key, best_idx = jax.lax.fori_loop(
-        0, plan.steps_per_chunk, body, (jnp.float32(jnp.inf), jnp.int32(0)))
+    lanes = (jnp.full((step_slots,), jnp.inf, jnp.float32),
+             jnp.full((step_slots,), jnp.iinfo(jnp.int32).max, jnp.int32))
+    lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, (*lanes, *load_step(0)))
+    best_key = jnp.min(lane_key)
+    best_idx = jnp.min(jnp.where(lane_key == best_key, lane_idx, jnp.iinfo(jnp.int32).max))
     if plan.num_chunks == 1:
         _store(slot_ref, jnp.full((1,), best_idx, jnp.int32))
         return
