@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from pallas_kernels import triton_decode
-from pallas_kernels._validation import validate_decode_args
+from pallas_kernels._validation import _Tracer, validate_decode_args
 from pallas_kernels.xla import longflow_attention_xla
 
 _warned: set[str] = set()
@@ -34,6 +34,24 @@ def _mosaic_module():
         return importlib.import_module("pallas_kernels.mosaic_decode")
     except ImportError:
         return None
+
+
+_KERNEL_BACKENDS = {"triton": ("gpu", "a CUDA GPU"), "mosaic": ("tpu", "a TPU")}
+
+
+def _check_eager_backend(impl: str, q, interpret: bool) -> None:
+    """An eager (non-traced) kernel call runs on the default backend: it must be the kernel's.
+
+    Under ``jit`` the target platform is only known at lowering (``jax.export``
+    may lower a CPU-traced call for CUDA or TPU), so traced calls are not checked.
+    """
+    if impl not in _KERNEL_BACKENDS or interpret or isinstance(q, _Tracer):
+        return
+    backend, what = _KERNEL_BACKENDS[impl]
+    if jax.default_backend() != backend:
+        raise ValueError(f"impl={impl!r} runs on {what}; this backend is "
+                         f"{jax.default_backend()!r}: use impl='auto' or 'xla', or "
+                         f"interpret=True to run the kernel in Pallas' interpreter")
 
 
 def _triton_unsupported_reason(q, k) -> str | None:
@@ -96,6 +114,9 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         dtype/head_dim/group the kernel does not support (the message names
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
+        Also an eager (not jitted) call with ``impl="triton"``/``"mosaic"``
+        on a backend other than the kernel's, without ``interpret=True``
+        (under ``jit`` that is Pallas' lowering error instead).
       TypeError: ``per_kv_head``, ``return_importance`` or ``interpret`` not a bool.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
@@ -127,11 +148,14 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         reason = _triton_unsupported_reason(q, k)
         if reason is not None:
             raise ValueError(reason)
+        _check_eager_backend(impl, q, interpret)
         result = run_triton(q, k, v, valid)
     elif impl == "mosaic":
         if mosaic is None:
             raise ValueError("impl='mosaic' needs pallas_kernels.mosaic_decode, which is not "
                              "available; allowed impls here: 'auto', 'xla', 'triton'")
+        jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
+        _check_eager_backend(impl, q, interpret)
         result = run_mosaic(q, k, v, valid)
     else:  # auto
         cuda_branch = run_triton

@@ -452,3 +452,14 @@ def test_unsupported_for_triton_raises_or_falls_back(monkeypatch):
         longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="auto")  # no second warning
     ref = longflow_decode_attention(q, kv, kv, m, scale=0.1, impl="xla")[0]
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize("impl,platform", [("triton", "a CUDA GPU"), ("mosaic", "a TPU")])
+def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
+    """Eager impl="triton"/"mosaic" on CPU: a clear error naming impl, not Pallas' lowering error."""
+    if impl == "mosaic" and not HAVE_MOSAIC:
+        pytest.skip("no Mosaic kernel in this checkout")
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
+    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*interpret=True"):
+        longflow_decode_attention(q, k, v, valid, scale=0.1, impl=impl)
