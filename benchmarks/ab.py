@@ -22,7 +22,7 @@ from benchmarks.kernel import (
     HEAD_DIM,
     KV_HEADS,
     Q_HEADS,
-    SET_BYTES_CAP,
+    kv_bytes_and_sets,
     log,
     make_sets,
     time_jax_interleaved,
@@ -128,8 +128,7 @@ def ab(shapes, names, sdpa=False):
     """Times ``names`` interleaved at each shape; returns {(batch, slots): {name: seconds}}."""
     results = {}
     for batch, slots in shapes:
-        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
-        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        kv_bytes, n_sets = kv_bytes_and_sets(batch, slots)
         sets = make_sets(batch, slots, n_sets, jax.random.key(batch * 7919 + slots))
         ops = {}
         for name in names:

@@ -39,8 +39,8 @@ from benchmarks.kernel import (
     HEAD_DIM,
     KV_HEADS,
     Q_HEADS,
-    SET_BYTES_CAP,
     _jit_multi,
+    kv_bytes_and_sets,
     time_jax,
 )
 from benchmarks.launch_gaps import _trace_events, summarise
@@ -100,8 +100,7 @@ def main() -> None:
     print(f"jax {jax.__version__}", flush=True)
     for shape in args.shapes.split(","):
         batch, slots = (int(x) for x in shape.split("x"))
-        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
-        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        kv_bytes, n_sets = kv_bytes_and_sets(batch, slots)
         apps = max(16, n_sets)
         qs, k, v, valid = make_stacked(batch, slots, n_sets, apps, jax.random.key(batch + slots))
         cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16,

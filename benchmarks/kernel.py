@@ -42,6 +42,18 @@ Q_HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BATCHES = (1, 8, 32, 128)
 SLOTS = (1024, 2048, 8192, 32768)
 SET_BYTES_CAP = 8e9  # bytes of K+V across all distinct input sets of one shape
+MAX_SETS = 32
+
+
+def kv_bytes_and_sets(batch, slots, kv_heads=KV_HEADS, head_dim=HEAD_DIM, itemsize=2,
+                      max_sets=MAX_SETS):
+    """K+V bytes of one input set, and how many distinct sets one shape gets (2..max_sets).
+
+    Enough sets that the 50 MB L2 cannot serve repeats and dispatch is amortised,
+    at most ``SET_BYTES_CAP`` bytes of K+V in all (at least 2 sets).
+    """
+    kv_bytes = 2 * batch * kv_heads * slots * head_dim * itemsize
+    return kv_bytes, int(max(2, min(max_sets, SET_BYTES_CAP // kv_bytes)))
 
 
 def log(*a):
@@ -223,8 +235,7 @@ def sweep(key):
     ]
     results = []
     for batch, slots in shapes:
-        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
-        n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+        kv_bytes, n_sets = kv_bytes_and_sets(batch, slots)
         sets = make_sets(batch, slots, n_sets, key)
         base = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, jnp.bfloat16)
         for var in variants:
@@ -272,8 +283,7 @@ def _ablate_shape(key, batch, slots, tries, *, q_heads=Q_HEADS, kv_heads=KV_HEAD
                   head_dim=HEAD_DIM, dtype=jnp.bfloat16):
     """Kernel alone and with the combine (exact variants) per launch variant; returns the best."""
     itemsize = jnp.dtype(dtype).itemsize
-    kv_bytes = 2 * batch * kv_heads * slots * head_dim * itemsize
-    n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+    kv_bytes, n_sets = kv_bytes_and_sets(batch, slots, kv_heads, head_dim, itemsize)
     sets = make_sets(batch, slots, n_sets, key, q_heads, kv_heads, head_dim, dtype)
     scale = head_dim ** -0.5
     layer = jnp.zeros((1,), jnp.int32)
@@ -347,8 +357,7 @@ def table(key, out_dir, shapes=None):
         for slots in SLOTS:
             if shapes is not None and (batch, slots) not in shapes:
                 continue
-            kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
-            n_sets = int(max(2, min(32, SET_BYTES_CAP // kv_bytes)))
+            kv_bytes, n_sets = kv_bytes_and_sets(batch, slots)
             row = {"batch": batch, "slots": slots, "kv_gb": kv_bytes / 1e9}
             try:
                 sets = make_sets(batch, slots, n_sets, jax.random.fold_in(key, batch * 100003 + slots))

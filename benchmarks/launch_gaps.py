@@ -30,8 +30,8 @@ import jax
 from benchmarks.kernel import (
     HEAD_DIM,
     KV_HEADS,
-    SET_BYTES_CAP,
     _jit_multi,
+    kv_bytes_and_sets,
     make_sets,
     time_jax,
 )
@@ -87,8 +87,7 @@ def main() -> None:
     print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
     for shape in args.shapes.split(","):
         batch, slots = (int(x) for x in shape.split("x"))
-        kv_bytes = 2 * batch * KV_HEADS * slots * HEAD_DIM * 2
-        n_sets = int(max(2, min(N_SETS, SET_BYTES_CAP // kv_bytes)))
+        _, n_sets = kv_bytes_and_sets(batch, slots, max_sets=N_SETS)
         sets = make_sets(batch, slots, n_sets, jax.random.key(batch + slots))
         cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, sets[0][0].dtype, group=4)
         layer = jax.numpy.zeros((1,), jax.numpy.int32)
