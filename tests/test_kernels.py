@@ -463,3 +463,25 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
     with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*interpret=True"):
         longflow_decode_attention(q, k, v, valid, scale=0.1, impl=impl)
+
+
+@pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
+    ("bfloat16", (8, 2), "random", False), ("bfloat16", (9, 3), "single", True),
+    ("float32", (8, 2), "left_pad", True), ("float32", (4, 1), "single", False),
+])
+def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per_kv_head):
+    """One split per row: the split kernel normalises and writes the output itself (the
+    combine then merges importance only); same result as letting the combine merge it."""
+    rng = np.random.default_rng()
+    (hq, hkv), slots, d = heads, 200, 64
+    q, k, v, valid = make_inputs(rng, 3, hq, hkv, d, slots, mask, dtype)
+    results = []
+    for in_split in (True, False):
+        cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=1,
+                                        block_k=32, final_output_in_split=in_split)
+        assert cfg.num_splits == 1 and cfg.blocks_per_split > 1
+        results.append(triton_decode.longflow_attention_triton(
+            q, k, v, valid, scale=0.125, per_kv_head=per_kv_head, interpret=True, config=cfg))
+    check_against_reference(results[0], q, k, v, valid, 0.125, per_kv_head, dtype)
+    for got, want in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
