@@ -83,16 +83,23 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--shapes", default="1x1024,8x2048")
     ap.add_argument("--ops", default="ours,ours split kernel only,xla ref")
+    ap.add_argument("--config", default="",
+                    help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2")
     args = ap.parse_args()
+    overrides = {key: int(value) for key, value in
+                 (item.split("=") for item in args.config.split(",") if item)}
     print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
     for shape in args.shapes.split(","):
         batch, slots = (int(x) for x in shape.split("x"))
         _, n_sets = kv_bytes_and_sets(batch, slots, max_sets=N_SETS)
         sets = make_sets(batch, slots, n_sets, jax.random.key(batch + slots))
-        cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, sets[0][0].dtype, group=4)
+        cfg = triton_decode.plan_config(batch, KV_HEADS, slots, HEAD_DIM, sets[0][0].dtype, group=4,
+                                        **overrides)
+        print(f"b={batch} s={slots} ours: {cfg}", flush=True)
         layer = jax.numpy.zeros((1,), jax.numpy.int32)
         ops = {
-            "ours": lambda q, k, v, m: triton_decode.longflow_attention_triton(q, k, v, m, scale=SCALE),
+            "ours": lambda q, k, v, m: triton_decode.longflow_attention_triton(
+                q, k, v, m, scale=SCALE, config=cfg),
             "ours split kernel only": lambda q, k, v, m: triton_decode._split_partials(
                 q, k[None], v[None], m[None], layer, scale=SCALE, cfg=cfg, interpret=False),
             "xla ref": lambda q, k, v, m: longflow_attention_xla(q, k, v, m, scale=SCALE),
