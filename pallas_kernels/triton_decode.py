@@ -162,7 +162,11 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
     benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
-    for the traffic and error this trades).
+    for the traffic and error this trades).  ``combine_programs`` (default 528)
+    is how many programs the combine aims for when it cuts a row's importance
+    merge into slot chunks; ``final_output_in_split=False`` makes a one-split
+    launch leave the output merge to the combine, as before run 38 (A/B only:
+    the default writes the normalised output from the split kernel).
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
