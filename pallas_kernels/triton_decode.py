@@ -27,8 +27,9 @@ design goal is to read every K and V byte exactly once:
   global ``M, L`` are per head), so they are the kernel's main extra HBM
   traffic: ``group * itemsize`` bytes per slot and KV head, written once and
   read once by the combine, against ``2 * head_dim * itemsize`` bytes of K+V
-  (the rest, ~0.4 % at the headline shape, is per-tile maxima, per-split
-  outputs and the importance row; benchmarks/RESULTS.md).
+  (the rest, ~0.3 % at the headline shape, is per-tile maxima, per-split
+  outputs (none at one split, where the kernel writes the final output) and
+  the importance row; benchmarks/RESULTS.md).
   They are stored in the input's precision (``KernelConfig.partial_dtype``):
   bf16 inputs keep bf16 partials, 8 B written + 8 B read per 512 B of K+V at
   group 4 and head_dim 128 (3.1 %; fp32 partials would be 6.25 %, over the
