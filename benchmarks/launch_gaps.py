@@ -86,8 +86,8 @@ def main() -> None:
     ap.add_argument("--config", default="",
                     help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2")
     args = ap.parse_args()
-    overrides = {key: int(value) for key, value in
-                 (item.split("=") for item in args.config.split(",") if item)}
+    overrides = {key: int(value) if value.lstrip("-").isdigit() else value for key, value in
+                 (item.split("=", 1) for item in args.config.split(",") if item)}
     print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
     for shape in args.shapes.split(","):
         batch, slots = (int(x) for x in shape.split("x"))

@@ -45,15 +45,22 @@ class SamplingParams:
                top_p: float = 1.0, repetition_penalty: float = 1.0) -> "SamplingParams":
         """Validate and build.  ``temperature=0`` means greedy (``do_sample`` defaults to ``temperature > 0``).
 
+        Each value is one number (Python, NumPy or a 0-d concrete array): one
+        setting for the whole batch.
+
         Raises:
           TypeError: a value that is not a number (``do_sample`` not a bool).
-          ValueError: temperature < 0, top_k outside [0, 2**31 - 1], top_p outside (0, 1],
-            repetition_penalty <= 0.
+          ValueError: a value that is not a scalar, temperature < 0, top_k outside
+            [0, 2**31 - 1], top_p outside (0, 1], repetition_penalty <= 0.
         """
-        if do_sample is None:
-            do_sample = isinstance(temperature, (int, float, np.integer, np.floating)) and temperature > 0
-        _check_values({"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                       "repetition_penalty": repetition_penalty}, do_sample, prefix="")
+        values = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                  "repetition_penalty": repetition_penalty}
+        for field, x in values.items():
+            if np.ndim(x) != 0:
+                raise ValueError(f"{field} must be a single number, got shape {np.shape(x)}")
+        if do_sample is None:  # the value check below reports a non-number temperature
+            do_sample = bool(_is_number(temperature) and np.asarray(temperature) > 0)
+        _check_values(values, do_sample, prefix="")
         return cls(
             temperature=jnp.float32(temperature if temperature > 0 else 1.0),
             top_k=jnp.int32(top_k), top_p=jnp.float32(top_p),
@@ -97,6 +104,16 @@ _RULES = {  # field: (integer dtype required, predicate on the values, message)
 }
 
 
+def _is_number(x) -> bool:
+    """A concrete real number (Python, NumPy, 0-d or n-d array of a real dtype; not a bool)."""
+    if isinstance(x, (bool, np.bool_, _Tracer, jax.ShapeDtypeStruct)):
+        return False
+    if not isinstance(x, (int, float, np.integer, np.floating, np.ndarray, jax.Array)):
+        return False
+    dtype = np.asarray(x).dtype
+    return jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+
+
 def _check_values(values: dict, do_sample, prefix: str) -> None:
     """Check the concrete ones of ``values`` (Python / NumPy numbers or arrays, concrete jax arrays)."""
     if not isinstance(do_sample, (bool, np.bool_)):
@@ -110,7 +127,9 @@ def _check_values(values: dict, do_sample, prefix: str) -> None:
             raise TypeError(f"{prefix}{field} must be {rule}, got {type(x).__name__} {x!r}")
         arr = np.asarray(x)
         shown = arr.item() if arr.ndim == 0 else arr.tolist()
-        kind_ok = np.issubdtype(arr.dtype, np.integer) if integer else np.issubdtype(arr.dtype, np.number)
+        # jnp.issubdtype: NumPy does not count bfloat16 as a number
+        kind_ok = jnp.issubdtype(arr.dtype, jnp.integer) if integer else (
+            jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.floating))
         if not kind_ok or not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
             raise ValueError(f"{prefix}{field} must be {rule}, got {shown!r}")
         if field == "temperature" and do_sample and np.any(arr == 0):

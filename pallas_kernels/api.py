@@ -39,14 +39,17 @@ def _mosaic_module():
 _KERNEL_BACKENDS = {"triton": ("gpu", "a CUDA GPU"), "mosaic": ("tpu", "a TPU")}
 
 
-def _check_eager_backend(impl: str, q, interpret: bool) -> None:
+def _runs_eagerly(interpret: bool, *args) -> bool:
+    """True for a call that will run now on the default backend (no traced argument)."""
+    return not interpret and not any(isinstance(x, _Tracer) for x in args)
+
+
+def _check_eager_backend(impl: str) -> None:
     """An eager (non-traced) kernel call runs on the default backend: it must be the kernel's.
 
     Under ``jit`` the target platform is only known at lowering (``jax.export``
     may lower a CPU-traced call for CUDA or TPU), so traced calls are not checked.
     """
-    if impl not in _KERNEL_BACKENDS or interpret or isinstance(q, _Tracer):
-        return
     backend, what = _KERNEL_BACKENDS[impl]
     if jax.default_backend() != backend:
         raise ValueError(f"impl={impl!r} runs on {what}; this backend is "
@@ -125,6 +128,7 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     scale = float(scale)
+    eager = _runs_eagerly(interpret, q, k, v, valid, layer)
 
     def run_xla(q, k, v, valid):
         return longflow_attention_xla(q, k, v, valid, scale=scale, layer=layer,
@@ -148,14 +152,16 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         reason = _triton_unsupported_reason(q, k)
         if reason is not None:
             raise ValueError(reason)
-        _check_eager_backend(impl, q, interpret)
+        if eager:
+            _check_eager_backend(impl)
         result = run_triton(q, k, v, valid)
     elif impl == "mosaic":
         if mosaic is None:
             raise ValueError("impl='mosaic' needs pallas_kernels.mosaic_decode, which is not "
                              "available; allowed impls here: 'auto', 'xla', 'triton'")
-        jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
-        _check_eager_backend(impl, q, interpret)
+        if eager:
+            jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
+            _check_eager_backend(impl)
         result = run_mosaic(q, k, v, valid)
     else:  # auto
         cuda_branch = run_triton

@@ -4,11 +4,13 @@ The split kernel (``triton_decode``) leaves, per (sequence, KV head, split):
 the unnormalised output and the running softmax max ``m`` / sum ``l`` of each
 query head, and per slot and query head ``exp(logit - m_tile) * ||v||_1``
 (fp32, or bf16 for bf16 inputs) together with the per-tile max ``m_tile`` it
-was taken against.  This kernel merges them in fp32, exactly up to that storage
-rounding, into
+was taken against.  (With one split per row it writes the normalised output
+itself instead of the per-split one, and this kernel passes it through.)  This
+kernel merges them in fp32, exactly up to that storage rounding, into
 
 * the attention output ``sum_s exp(m_s - M) o_s / L`` (``M = max_s m_s``,
-  ``L = sum_s exp(m_s - M) l_s``: the usual flash-decoding merge);
+  ``L = sum_s exp(m_s - M) l_s``: the usual flash-decoding merge), when there
+  are several splits;
 * the importance ``sum_h exp(m_tile[h] - M[h]) / L[h] * stored[h, slot]``
   divided by ``heads * head_dim``;
 * per chunk of slots, the minimum eviction key and its lowest index (key -1 for
@@ -24,10 +26,14 @@ counter replaced the last two (an argmin over chunk minima), which cost ~10 us
 of host dispatch at batch 1 (benchmarks/NOTES.md).
 
 Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
-all heads) or ``kv_heads`` (``per_kv_head``); the first heads-per-group
-programs each merge the output of one KV head of their output group, the
-remaining ones each merge the importance of one slot chunk.  The jobs are
-``pl.when`` branches on the program index, so one launch does everything.
+all heads) or ``kv_heads`` (``per_kv_head``); with several splits the first
+heads-per-group programs each merge the output of one KV head of their output
+group, and the remaining ones (all of them, with one split) each merge the
+importance of one slot chunk.  The jobs are ``pl.when`` branches on the
+program index, so one launch does everything.  An importance program loads
+its next step's partials before the current step's arithmetic (a software
+pipeline through the loop carry: Triton does not pipeline these loads) and
+keeps a running minimum per lane, reduced once at its end.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from jax.experimental.pallas import triton as pltriton
 from pallas_kernels import _triton_compat as _compat
 
 _MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
-_TARGET_PROGRAMS = 4 * 132  # H200: 132 SMs, a few programs each
+TARGET_PROGRAMS = 4 * 132  # default program target (KernelConfig.combine_programs); H200: 132 SMs
 # One loop step loads _TILE_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's: 4 warps and 8192 elements compile to 147 registers
 # (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
@@ -83,7 +89,7 @@ class CombinePlan:
 
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
-                 block_k: int, head_dim: int, *, target_programs: int = _TARGET_PROGRAMS,
+                 block_k: int, head_dim: int, *, target_programs: int = TARGET_PROGRAMS,
                  merge_outputs: bool = True) -> CombinePlan:
     """Chooses the combine's step sizes and chunk count.
 
@@ -250,7 +256,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = _NUM_WARPS, target_programs: int = _TARGET_PROGRAMS):
+                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -275,10 +281,14 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       target_programs: programs the importance merge aims for (``plan_combine``).
 
     Returns:
-      ``(out [batch, q_heads, head_dim] out_dtype, slot int32 [batch] or
+      ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
+      already the final output), slot int32 [batch] or
       [batch, kv_heads], importance f32 [batch, slots] or [batch, kv_heads, slots])``.
     """
     merge_outputs = o_part.ndim == 5
+    if not merge_outputs and o_part.dtype != jnp.dtype(out_dtype):
+        raise ValueError(f"a final o_part must already be in out_dtype {jnp.dtype(out_dtype)}, "
+                         f"got {o_part.dtype}")
     batch, kv_heads, group, num_splits = m_part.shape
     head_dim = o_part.shape[-1]
     num_tiles = m_tile.shape[3]

@@ -18,7 +18,9 @@ design goal is to read every K and V byte exactly once:
   registers; with V as the shared-memory operand the extra use of the tile
   cost ~25% bandwidth on the H200 (benchmarks/NOTES.md, runs 2-3);
 * online softmax inside a split; the split writes its unnormalised partial
-  output, its running max ``m`` and sum ``l`` per query head;
+  output, its running max ``m`` and sum ``l`` per query head (with one split
+  per row, the usual case at large batch, it writes the normalised output
+  itself and the combine merges only the importance);
 * importance needs ``exp(logit[h, s] - M[h]) / L[h]`` with the *global*
   ``M, L``, a per-head rescale, so the kernel stores per slot and head
   ``exp(logit[h, s] - m_blk[h]) * ||v_s||_1`` together with the running max
@@ -50,7 +52,7 @@ program indexes it with the layer number loaded from a 1-element array
 (Triton has no scalar prefetch), so a scan over layers copies no K/V.
 
 The combine is one more small Pallas launch (``triton_combine``): global
-``M, L``, output, importance and the eviction slot with the tie and
+``M, L``, output (with several splits), importance and the eviction slot with the tie and
 invalid-slot rules of ``xla.select_eviction_slot``.  The split kernel also
 zeroes the combine's per-row chunk counter (one int32 per sequence and KV
 head), which saves a memset launch.
@@ -69,6 +71,7 @@ from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
 from pallas_kernels._validation import validate_decode_args
+from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
 from pallas_kernels.triton_combine import combine_partials
 
 # Same finite mask value as the XLA contract: a row with no valid slot gives
@@ -89,7 +92,6 @@ MAX_GROUP = 64
 _NUM_SMS = 132
 _PROGRAMS_PER_WAVE = 4 * _NUM_SMS
 _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at once
-_COMBINE_PROGRAMS = 528
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -136,7 +138,7 @@ class KernelConfig:
     # Programs the combine aims for when it cuts the importance merge of a row
     # into slot chunks (triton_combine.plan_combine); more chunks = more parallel,
     # shorter programs at the price of one more chunk minimum per row.
-    combine_programs: int = 528
+    combine_programs: int = _COMBINE_PROGRAMS
 
     @property
     def split_len(self) -> int:
@@ -175,6 +177,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
         [1, 32], an unknown ``variant``, ``kv_eviction`` or ``partial_dtype``.
+      TypeError: ``final_output_in_split`` not a bool.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
@@ -194,6 +197,9 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
     if partial_dtype not in PARTIAL_DTYPES:
         raise ValueError(f"partial_dtype must be one of {PARTIAL_DTYPES}, got {partial_dtype!r}")
+    if not isinstance(final_output_in_split, bool):
+        raise TypeError(f"final_output_in_split must be True or False, got "
+                         f"{final_output_in_split!r}")
     fma = variant == "fma"
     if block_k is None:
         if fma:  # K and V tiles live in registers as fp32: 4096 elements each
@@ -220,7 +226,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant=variant,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
-        final_output_in_split=bool(final_output_in_split),
+        final_output_in_split=final_output_in_split,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
 
@@ -259,7 +265,8 @@ def check_config(config, slots: int) -> None:
     """Raises unless ``config`` is a usable exact launch for ``slots`` slots.
 
     Raises:
-      TypeError: ``config`` is not a :class:`KernelConfig`.
+      TypeError: ``config`` is not a :class:`KernelConfig`, or its
+        ``final_output_in_split`` is not a bool.
       ValueError: a field out of range, an ablation ``variant``, or a launch
         that does not cover ``slots`` with every split non-empty.
     """
@@ -275,6 +282,9 @@ def check_config(config, slots: int) -> None:
     if config.kv_eviction not in KV_EVICTION_HINTS:
         raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
                          f"{config.kv_eviction!r}")
+    if not isinstance(config.final_output_in_split, bool):
+        raise TypeError(f"config.final_output_in_split must be True or False, got "
+                         f"{config.final_output_in_split!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):

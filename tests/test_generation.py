@@ -363,3 +363,20 @@ def test_compression_uses_real_prompt_length(tiny_models):
 def test_bad_sampling_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SamplingParams.create(**kwargs)
+
+
+def test_sampling_create_takes_numpy_and_jax_scalars_and_rejects_arrays():
+    """A concrete 0-d temperature samples like the Python number would; a vector is refused by
+    name (it used to slip through as greedy); bf16 fields are numbers too."""
+    for temperature in (0.7, np.float32(0.7), np.array(0.7), jnp.float32(0.7)):
+        assert SamplingParams.create(temperature=temperature).do_sample is True
+    assert SamplingParams.create(temperature=jnp.float32(0.0)).do_sample is False
+    with pytest.raises(ValueError, match=r"temperature must be a single number, got shape \(2,\)"):
+        SamplingParams.create(temperature=np.array([0.7, 0.8]))
+    with pytest.raises(ValueError, match="top_p must be a single number"):
+        SamplingParams.create(top_p=jnp.ones((3,)))
+    bf16 = SamplingParams(temperature=jnp.bfloat16(0.7), top_k=jnp.int32(5), top_p=jnp.bfloat16(0.9),
+                          repetition_penalty=jnp.bfloat16(1.1), do_sample=True)
+    assert bf16.check() is bf16
+    with pytest.raises(ValueError, match="top_p must be in"):
+        bf16.replace(top_p=jnp.bfloat16(2.0)).check()

@@ -8,6 +8,7 @@ Inputs are fresh random normals (never zeros).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import itertools
@@ -485,3 +486,44 @@ def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per
     check_against_reference(results[0], q, k, v, valid, 0.125, per_kv_head, dtype)
     for got, want in zip(results[0], results[1], strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+@pytest.mark.parametrize("per_kv_head", [False, True])
+def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chunks, per_kv_head):
+    """Exact ties spread over several loop steps of a combine program (per-lane running minimum):
+    the lowest slot wins, whether the two candidates share a lane (72, 200) or not (73, 263)."""
+    from pallas_kernels import triton_combine
+    monkeypatch.setattr(triton_combine, "_MAX_STEP_SLOTS", 64)  # one 64-slot tile per step
+    if chunks > 1:
+        monkeypatch.setattr(triton_combine, "_SINGLE_CHUNK_STEPS", 1)
+    rng = np.random.default_rng(5)
+    batch, kv_heads, slots, d = 3, 2, 300, 64
+    q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
+    k, v = (jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, kv_heads, 1, d)), jnp.float32),
+                             (batch, kv_heads, slots, d)) for _ in range(2))
+    valid = np.ones((batch, slots), bool)
+    valid[1, [200, 72]] = False  # same lane (72 = 200 - 2 * 64): the earlier step must win
+    valid[2, [263, 73]] = False  # different lanes and steps
+    outputs = kv_heads if per_kv_head else 1
+    combine_programs = 528 if chunks == 1 else 2 * batch * outputs  # -> 2 chunks of 3 and 2 steps
+    cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32,
+                                    combine_programs=combine_programs)
+    plan = triton_combine.plan_combine(batch, outputs, 2 if per_kv_head else 4, 2,
+                                       cfg.num_splits * cfg.blocks_per_split, cfg.block_k, d,
+                                       target_programs=combine_programs)
+    assert plan.num_chunks == chunks and plan.steps_per_chunk >= 2
+    _, slot, _ = triton_decode.longflow_attention_triton(
+        q, k, v, jnp.asarray(valid), scale=0.125, per_kv_head=per_kv_head, interpret=True,
+        config=cfg)
+    expected = [0, 72, 73]
+    assert np.asarray(slot).tolist() == ([[s, s] for s in expected] if per_kv_head else expected)
+
+
+def test_final_output_in_split_must_be_a_bool():
+    with pytest.raises(TypeError, match="final_output_in_split must be True or False"):
+        triton_decode.plan_config(2, 2, 100, 64, jnp.float32, final_output_in_split="False")
+    cfg = dataclasses.replace(triton_decode.plan_config(2, 2, 100, 64, jnp.float32),
+                              final_output_in_split=1)
+    with pytest.raises(TypeError, match="config.final_output_in_split"):
+        triton_decode.check_config(cfg, 100)
