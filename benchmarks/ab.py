@@ -94,8 +94,8 @@ VARIANTS = {
     "w2_bk16_st3": {"block_k": 16, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 8},
     "w2_bk32_st3": {"block_k": 32, "num_warps": 2, "num_stages": 3, "ctas_per_sm": 6},
     # Run 38: the combine. With one split per row the split kernel now writes the normalised
-    # output itself; "merge_in_combine" is the previous launch (the combine merges it).
-    "merge_in_combine": {"final_output_in_split": False},
+    # output itself; run 38 also timed the previous launch (the combine merging it) through a
+    # KernelConfig switch, removed after the A/B showed no difference.
     "combine_264": {"combine_programs": 264},
     "combine_1056": {"combine_programs": 1056},
     "combine_2112": {"combine_programs": 2112},

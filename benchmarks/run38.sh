@@ -1,5 +1,6 @@
 #!/bin/bash
 # Device run 38: the combine after its change (one split -> the split kernel writes the output;
+# (The "merge_in_combine" variant used a KernelConfig switch removed after this run; see ab.py.)
 # program target as a knob). Full device checks, interleaved A/B of full calls, GPU profile.
 set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1

@@ -131,10 +131,6 @@ class KernelConfig:
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
     # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
     partial_dtype: str = "float32"
-    # With one split per row the program's running max and sum are already the
-    # row's, so it writes the normalised output itself and the combine runs no
-    # output-merge programs (run 38).  False keeps the combine's merge (A/B only).
-    final_output_in_split: bool = True
     # Programs the combine aims for when it cuts the importance merge of a row
     # into slot chunks (triton_combine.plan_combine); more chunks = more parallel,
     # shorter programs at the price of one more chunk minimum per row.
@@ -150,8 +146,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
-                combine_programs: int | None = None,
-                final_output_in_split: bool = True) -> KernelConfig:
+                combine_programs: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -167,9 +162,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
     for the traffic and error this trades).  ``combine_programs`` (default 528)
     is how many programs the combine aims for when it cuts a row's importance
-    merge into slot chunks; ``final_output_in_split=False`` makes a one-split
-    launch leave the output merge to the combine, as before run 38 (A/B only:
-    the default writes the normalised output from the split kernel).
+    merge into slot chunks.
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
@@ -177,7 +170,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
         [1, 32], an unknown ``variant``, ``kv_eviction`` or ``partial_dtype``.
-      TypeError: ``final_output_in_split`` not a bool.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
@@ -197,9 +189,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
     if partial_dtype not in PARTIAL_DTYPES:
         raise ValueError(f"partial_dtype must be one of {PARTIAL_DTYPES}, got {partial_dtype!r}")
-    if not isinstance(final_output_in_split, bool):
-        raise TypeError(f"final_output_in_split must be True or False, got "
-                         f"{final_output_in_split!r}")
     fma = variant == "fma"
     if block_k is None:
         if fma:  # K and V tiles live in registers as fp32: 4096 elements each
@@ -226,7 +215,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant=variant,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
-        final_output_in_split=final_output_in_split,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
 
@@ -265,8 +253,7 @@ def check_config(config, slots: int) -> None:
     """Raises unless ``config`` is a usable exact launch for ``slots`` slots.
 
     Raises:
-      TypeError: ``config`` is not a :class:`KernelConfig`, or its
-        ``final_output_in_split`` is not a bool.
+      TypeError: ``config`` is not a :class:`KernelConfig`.
       ValueError: a field out of range, an ablation ``variant``, or a launch
         that does not cover ``slots`` with every split non-empty.
     """
@@ -282,9 +269,6 @@ def check_config(config, slots: int) -> None:
     if config.kv_eviction not in KV_EVICTION_HINTS:
         raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
                          f"{config.kv_eviction!r}")
-    if not isinstance(config.final_output_in_split, bool):
-        raise TypeError(f"config.final_output_in_split must be True or False, got "
-                         f"{config.final_output_in_split!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
@@ -478,7 +462,7 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
     """Runs the split kernel; returns the per-split partials (fp32; importance partials in
-    ``cfg.partial_dtype``).  With one split (and ``cfg.final_output_in_split``) the first
+    ``cfg.partial_dtype``).  With one split per row the first
     output is the normalised attention output ``[batch, kv_heads, group, head_dim]`` in
     q's dtype instead of the per-split partial outputs.
 
@@ -495,7 +479,9 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
     padded_slots = ns * sl
     precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
 
-    final_out = cfg.final_output_in_split and ns == 1
+    # One split: the program's running max and sum are the row's, so it writes the
+    # normalised output itself and the combine merges only the importance (run 38).
+    final_out = ns == 1
     kernel = functools.partial(
         _split_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
         cfg=cfg, group_p=group_p, head_dim_p=head_dim_p, precision=precision,

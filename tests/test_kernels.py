@@ -8,7 +8,6 @@ Inputs are fresh random normals (never zeros).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import itertools
@@ -267,15 +266,20 @@ def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, 
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
+def tied_inputs(rng, batch, kv_heads, slots, d):
+    """fp32 q [batch, 4, d] and K/V whose slots of one KV head are all equal (exact key ties)."""
+    q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
+    k, v = (jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, kv_heads, 1, d)), jnp.float32),
+                             (batch, kv_heads, slots, d)) for _ in range(2))
+    return q, k, v
+
+
 @pytest.mark.parametrize("per_kv_head", [False, True])
 def test_multi_chunk_ties_go_to_the_lowest_slot(many_chunks, per_kv_head):
     """Equal keys in several chunks: the lowest slot wins, as in xla.select_eviction_slot."""
     rng = np.random.default_rng(11)
     batch, kv_heads, slots, d = 2, 2, 300, 64
-    q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
-    # Every slot of a KV head holds the same K/V, so its valid slots tie exactly.
-    k, v = (jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, kv_heads, 1, d)), jnp.float32),
-                             (batch, kv_heads, slots, d)) for _ in range(2))
+    q, k, v = tied_inputs(rng, batch, kv_heads, slots, d)  # valid slots of a KV head tie exactly
     valid = np.ones((batch, slots), bool)
     valid[1, [170, 290]] = False  # row 1: two empty slots in later chunks rank first
     cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32)
@@ -471,21 +475,20 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
     ("float32", (8, 2), "left_pad", True), ("float32", (4, 1), "single", False),
 ])
 def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per_kv_head):
-    """One split per row: the split kernel normalises and writes the output itself (the
-    combine then merges importance only); same result as letting the combine merge it."""
+    """One split per row (several tiles): the split kernel normalises and writes the output
+    itself, the combine merges importance only; checked against the float64 reference."""
     rng = np.random.default_rng()
     (hq, hkv), slots, d = heads, 200, 64
     q, k, v, valid = make_inputs(rng, 3, hq, hkv, d, slots, mask, dtype)
-    results = []
-    for in_split in (True, False):
-        cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=1,
-                                        block_k=32, final_output_in_split=in_split)
-        assert cfg.num_splits == 1 and cfg.blocks_per_split > 1
-        results.append(triton_decode.longflow_attention_triton(
-            q, k, v, valid, scale=0.125, per_kv_head=per_kv_head, interpret=True, config=cfg))
-    check_against_reference(results[0], q, k, v, valid, 0.125, per_kv_head, dtype)
-    for got, want in zip(results[0], results[1], strict=True):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=1, block_k=32)
+    assert cfg.num_splits == 1 and cfg.blocks_per_split > 1
+    o_part = triton_decode._split_partials(q, k[None], v[None], valid[None],
+                                           jnp.zeros((1,), jnp.int32), scale=0.125, cfg=cfg,
+                                           interpret=True)[0]
+    assert o_part.shape == (3, hkv, hq // hkv, d) and o_part.dtype == q.dtype  # the final output
+    result = triton_decode.longflow_attention_triton(
+        q, k, v, valid, scale=0.125, per_kv_head=per_kv_head, interpret=True, config=cfg)
+    check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
 @pytest.mark.parametrize("chunks", [1, 2])
@@ -499,9 +502,7 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
         monkeypatch.setattr(triton_combine, "_SINGLE_CHUNK_STEPS", 1)
     rng = np.random.default_rng(5)
     batch, kv_heads, slots, d = 3, 2, 300, 64
-    q = jnp.asarray(rng.standard_normal((batch, 4, d)), jnp.float32)
-    k, v = (jnp.broadcast_to(jnp.asarray(rng.standard_normal((batch, kv_heads, 1, d)), jnp.float32),
-                             (batch, kv_heads, slots, d)) for _ in range(2))
+    q, k, v = tied_inputs(rng, batch, kv_heads, slots, d)
     valid = np.ones((batch, slots), bool)
     valid[1, [200, 72]] = False  # same lane (72 = 200 - 2 * 64): the earlier step must win
     valid[2, [263, 73]] = False  # different lanes and steps
@@ -518,12 +519,3 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
         config=cfg)
     expected = [0, 72, 73]
     assert np.asarray(slot).tolist() == ([[s, s] for s in expected] if per_kv_head else expected)
-
-
-def test_final_output_in_split_must_be_a_bool():
-    with pytest.raises(TypeError, match="final_output_in_split must be True or False"):
-        triton_decode.plan_config(2, 2, 100, 64, jnp.float32, final_output_in_split="False")
-    cfg = dataclasses.replace(triton_decode.plan_config(2, 2, 100, 64, jnp.float32),
-                              final_output_in_split=1)
-    with pytest.raises(TypeError, match="config.final_output_in_split"):
-        triton_decode.check_config(cfg, 100)
