@@ -1,7 +1,7 @@
 #!/bin/bash
 # Device run 38: the combine after its change (one split -> the split kernel writes the output;
-# (The "merge_in_combine" variant used a KernelConfig switch removed after this run; see ab.py.)
 # program target as a knob). Full device checks, interleaved A/B of full calls, GPU profile.
+# (The "merge_in_combine" variant used a KernelConfig switch removed after this run; see ab.py.)
 set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 timeout 200 python benchmarks/kernel.py --skip-table 2>&1 | grep -v -i warn | tail -60 > $OUT/run38_checks_log.txt
