@@ -115,7 +115,7 @@ def main() -> None:
         for name, op in ops.items():
             single = lambda q, k, v, m, op=op: op(q, k, v, m, None)
             t_stacked = time_jax(single, sets)
-            prof_stacked = profile(_jit_multi(single), (sets,), n_sets, args.out)
+            prof_stacked = profile(_jit_multi(single, n_sets), (sets,), n_sets, args.out)
             loop = layer_loop(op, n_sets)
             t_loop = time_exec(loop, (qs, k, v, valid), apps)
             prof_loop = profile(loop, (qs, k, v, valid), apps, args.out)

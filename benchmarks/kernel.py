@@ -137,22 +137,47 @@ def make_sets(batch, slots, n_sets, key, q_heads=Q_HEADS, kv_heads=KV_HEADS, hea
     return jax.block_until_ready(sets)
 
 
-def _jit_multi(op):
-    """One executable applying ``op`` to every input set, each output leaf stacked over the sets.
+STACK_MIN_SETS = 5  # stack the outputs of executables over at least this many input sets
+REP_TARGET_S = 0.05  # GPU work enqueued per timed repetition (sets the calls per repetition)
+
+
+def _jit_multi(op, n_sets: int):
+    """One executable applying ``op`` to every input set (``n_sets`` of them).
 
     Host work per execution grows with its buffers, ~5.6 us per output buffer
     (run 30, benchmarks/launch_gaps.py): with one buffer per set and output
     (runs 1-30) it set the time of every shape under ~0.1 GB, where the GPU
-    span of the same executable was 3-4x shorter.  Stacking each output leaf
-    (one small copy per leaf and executable) removes most of that.  Reusing
-    input sets within one executable to cut the per-input work is NOT an
-    option: XLA merges identical applications and the query-independent parts
-    of the XLA reference (run 32, invalid).
+    span of the same executable was 3-4x shorter.  So with many sets (small
+    shapes) each output leaf is stacked over the sets (one small copy per
+    leaf and executable).  With few sets (the shapes of >= 1.6 GB, where an
+    execution is milliseconds of GPU work and its host work overlaps it) the
+    outputs stay the op's own buffers: the stacking copy cost 5.9 us per
+    application at 128 x 8192 (run 36), GPU work that is the harness's.
+    Reusing input sets within one executable to cut the per-input work is NOT
+    an option: XLA merges identical applications and the query-independent
+    parts of the XLA reference (run 32, invalid).
     """
     def multi(sets):
         outs = [op(*x) for x in sets]
+        if n_sets < STACK_MIN_SETS:
+            return outs
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     return jax.jit(multi)
+
+
+def _calls_per_rep(multi, sets, target_s=REP_TARGET_S, max_calls=64) -> int:
+    """Executions enqueued per repetition: enough for ``target_s`` of work (at least 4).
+
+    A repetition's wall clock includes a fixed cost, the host dispatch of its
+    first execution before the GPU starts (~0.3 ms) and the final
+    synchronisation; spread over only 4 executions of 2 sets it added
+    35-110 us per application at 128 x 8192 (runs 36-37).  Torch's CUDA-event
+    loop does not pay it.  Sizing repetitions to ~50 ms of work makes it <1%.
+    """
+    t0 = time.perf_counter()
+    jax.block_until_ready(multi(sets))
+    one = time.perf_counter() - t0
+    return int(min(max_calls, max(4, -(-target_s // max(one, 1e-6)))))
 
 
 def _rep_times(multi, sets, min_reps, budget_s, calls):
@@ -167,34 +192,38 @@ def _rep_times(multi, sets, min_reps, budget_s, calls):
     return times
 
 
-def time_jax(op, sets, min_reps=5, budget_s=0.6, calls=4):
+def time_jax(op, sets, min_reps=5, budget_s=0.6):
     """Median seconds per application of ``op`` over distinct input sets.
 
-    Each repetition enqueues ``calls`` executions back to back and blocks once,
-    so the host's per-call dispatch (~0.3 ms for an executable with 4 x 32
-    array arguments) overlaps the previous call's GPU work instead of adding
-    to it, as it does in a jitted decode loop.  Runs 1-5 blocked after every
-    call, which put ~11 us per application on top of small shapes; runs 1-30
-    returned one buffer per set and output (see ``_jit_multi``).
+    Each repetition enqueues several executions back to back (``_calls_per_rep``:
+    ~50 ms of work, at least 4) and blocks once, so the host's per-call
+    dispatch (~0.3 ms for an executable with 4 x 32 array arguments) overlaps
+    the previous call's GPU work instead of adding to it, as it does in a
+    jitted decode loop.  Runs 1-5 blocked after every call, which put ~11 us
+    per application on top of small shapes; runs 1-30 returned one buffer per
+    set and output (see ``_jit_multi``); runs 1-42 enqueued 4 executions per
+    repetition at every shape (``_calls_per_rep``).
     """
-    multi = _jit_multi(op)
+    multi = _jit_multi(op, len(sets))
     jax.block_until_ready(multi(sets))  # compile + warm up
+    calls = _calls_per_rep(multi, sets)
     return statistics.median(_rep_times(multi, sets, min_reps, budget_s, calls))
 
 
-def time_jax_interleaved(ops: dict, sets, rounds=4, budget_s=0.15, calls=4) -> dict:
+def time_jax_interleaved(ops: dict, sets, rounds=4, budget_s=0.15) -> dict:
     """Like ``time_jax`` for several ops, alternating between them ``rounds`` times.
 
     Clock and thermal drift then hit every op alike: single back-to-back
     measurements differed by up to 25% between runs at small shapes.
     """
-    multis = {name: _jit_multi(op) for name, op in ops.items()}
+    multis = {name: _jit_multi(op, len(sets)) for name, op in ops.items()}
     for multi in multis.values():
         jax.block_until_ready(multi(sets))
+    calls = {name: _calls_per_rep(multi, sets) for name, multi in multis.items()}
     pooled = {name: [] for name in ops}
     for _ in range(rounds):
         for name, multi in multis.items():
-            pooled[name] += _rep_times(multi, sets, 3, budget_s, calls)
+            pooled[name] += _rep_times(multi, sets, 3, budget_s, calls[name])
     return {name: statistics.median(t) for name, t in pooled.items()}
 
 

@@ -107,7 +107,7 @@ def main() -> None:
         for name in args.ops.split(","):
             op = ops[name]
             t = time_jax(op, sets)
-            multi = _jit_multi(op)
+            multi = _jit_multi(op, n_sets)
             jax.block_until_ready(multi(sets))
             trace_dir = os.path.join(args.out, "trace")
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
