@@ -9,6 +9,11 @@ through the harness of runs 1-42 (4 executions per repetition, outputs
 stacked) next to the current one, and torch SDPA's CUDA-event loop.
 
 Usage (GPU machine): PYTHONPATH=. python benchmarks/run43.py --out $OUT
+
+Ran once, at commit 261956a (log: benchmarks/run43_log.txt). After it the
+combine's single-chunk rule that two variants switch off was replaced by the
+chunk-count model (``triton_combine.plan_combine``), so those two variants no
+longer differ from the default in later trees.
 """
 
 from __future__ import annotations

@@ -49,7 +49,6 @@ from jax.experimental.pallas import triton as pltriton
 from pallas_kernels import _triton_compat as _compat
 
 _MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
-TARGET_PROGRAMS = 4 * 132  # default program target (KernelConfig.combine_programs); H200: 132 SMs
 # One loop step loads _TILE_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's: 4 warps and 8192 elements compile to 147 registers
 # (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
@@ -58,11 +57,10 @@ TARGET_PROGRAMS = 4 * 132  # default program target (KernelConfig.combine_progra
 _NUM_WARPS = 4
 _TILE_ELEMS = 8192
 _MAX_STEP_SLOTS = 1024
-# Up to this many loop steps per row, the importance merge runs as one chunk
-# (one program per row).  Chosen in run 6, when several chunks still cost an
-# extra XLA launch (~10 us at small shapes, benchmarks/NOTES.md); not re-tuned
-# since the atomic counter replaced that launch.
-_SINGLE_CHUNK_STEPS = 8
+# Combine programs resident at once (3 per SM of the H200's 132): the default
+# KernelConfig.combine_programs, the round size of the chunk-count model.
+TARGET_PROGRAMS = 3 * 132
+_MAX_CHUNKS = 128  # the last chunk of a row reduces all chunk minima in one load
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -93,17 +91,23 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
                  merge_outputs: bool = True) -> CombinePlan:
     """Chooses the combine's step sizes and chunk count.
 
-    Chunks are made small enough that ``batch * outputs * chunks`` reaches
-    ``target_programs`` when there are many slots, and a chunk is never
-    smaller than one step, so small problems get a single chunk (whose
-    program writes the eviction slot directly, without the counter).
+    The importance merge of each of the ``batch * outputs`` rows is cut into
+    chunks of whole loop steps, as many as minimise the modelled time when
+    ``target_programs`` programs run at once (``_compat.splits_by_wave_model``:
+    rounds x (steps per chunk + 1)).  A row of one chunk writes its eviction
+    slot directly; with several, the last chunk to finish reduces the chunk
+    minima (atomic counter).  Run 43 (GPU time, benchmarks/NOTES.md): against
+    run 41's rule (one chunk up to 8 steps, else ``ceil(528 / rows)`` chunks)
+    this gives 3 instead of 5 chunks per row at 128 x 8192 (one round: 30.0 ->
+    25.9 us) and 8 chunks of one step instead of one of 8 at 8 x 2048 (8.7 ->
+    3.9 us).
     """
     rows_p = _next_pow2(rows)
     tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)
     tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
     total_steps = -(-num_tiles // tiles_per_step)
-    wanted = -(-target_programs // (batch * outputs))
-    num_chunks = 1 if total_steps <= _SINGLE_CHUNK_STEPS else max(1, min(total_steps, wanted))
+    num_chunks = _compat.splits_by_wave_model(batch * outputs, total_steps, target_programs,
+                                              _MAX_CHUNKS)
     steps_per_chunk = -(-total_steps // num_chunks)
     num_chunks = -(-total_steps // steps_per_chunk)
     group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)

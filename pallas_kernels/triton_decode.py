@@ -134,9 +134,8 @@ class KernelConfig:
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
     # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
     partial_dtype: str = "float32"
-    # Programs the combine aims for when it cuts the importance merge of a row
-    # into slot chunks (triton_combine.plan_combine); more chunks = more parallel,
-    # shorter programs at the price of one more chunk minimum per row.
+    # Combine programs resident at once, the round size of the model that cuts
+    # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
 
     @property
@@ -164,9 +163,9 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
     benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
-    for the traffic and error this trades).  ``combine_programs`` (default 528)
-    is how many programs the combine aims for when it cuts a row's importance
-    merge into slot chunks.
+    for the traffic and error this trades).  ``combine_programs`` (default 396 = 3 per
+    SM) is the combine's resident programs per round, from which it chooses
+    how many slot chunks each row's importance merge gets.
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
@@ -304,21 +303,13 @@ def _splits_by_wave_model(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_
     ``tiles = ceil(num_blocks / splits)`` tiles and pays a fixed cost of about
     one tile (q load, partial output stores, its share of the combine), and the
     programs run in ``waves = ceil(rows * splits / wave)`` rounds of equal
-    length, so the modelled time is ``waves * (tiles + 1)``.  The fewest splits
-    win ties.  At 128 tiles per row this gives one full wave where one exists
-    (8 rows -> 64 splits, 64 rows -> 8, 256 rows -> 2), one split at 528 or 1024
-    rows, several where one split would leave a ragged second wave (600 rows ->
-    7); it never splits a row into one-tile programs just to fill a ragged wave
-    (496 rows x 32 tiles -> 1 split, not 32).
+    length (``_compat.splits_by_wave_model``).  At 128 tiles per row this gives
+    one full wave where one exists (8 rows -> 64 splits, 64 rows -> 8, 256 rows
+    -> 2), one split at 528 or 1024 rows, several where one split would leave a
+    ragged second wave (600 rows -> 7); it never splits a row into one-tile
+    programs just to fill a ragged wave (496 rows x 32 tiles -> 1 split, not 32).
     """
-    best, best_cost = 1, None
-    for wanted in range(1, min(num_blocks, _MAX_AUTO_SPLITS) + 1):
-        tiles = -(-num_blocks // wanted)
-        splits = -(-num_blocks // tiles)  # after rounding to whole tiles per split
-        cost = -(-rows * splits // wave) * (tiles + 1)
-        if best_cost is None or cost < best_cost:
-            best, best_cost = splits, cost
-    return best
+    return _compat.splits_by_wave_model(rows, num_blocks, wave, _MAX_AUTO_SPLITS)
 
 
 def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,

@@ -246,7 +246,6 @@ def test_api_flags_must_be_bool():
 def many_chunks(monkeypatch):
     """Makes the combine split every row into several importance chunks (small steps)."""
     from pallas_kernels import triton_combine
-    monkeypatch.setattr(triton_combine, "_SINGLE_CHUNK_STEPS", 1)
     monkeypatch.setattr(triton_combine, "_MAX_STEP_SLOTS", 64)
     return triton_combine
 
@@ -498,8 +497,6 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
     the lowest slot wins, whether the two candidates share a lane (72, 200) or not (73, 263)."""
     from pallas_kernels import triton_combine
     monkeypatch.setattr(triton_combine, "_MAX_STEP_SLOTS", 64)  # one 64-slot tile per step
-    if chunks > 1:
-        monkeypatch.setattr(triton_combine, "_SINGLE_CHUNK_STEPS", 1)
     rng = np.random.default_rng(5)
     batch, kv_heads, slots, d = 3, 2, 300, 64
     q, k, v = tied_inputs(rng, batch, kv_heads, slots, d)
@@ -507,7 +504,8 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
     valid[1, [200, 72]] = False  # same lane (72 = 200 - 2 * 64): the earlier step must win
     valid[2, [263, 73]] = False  # different lanes and steps
     outputs = kv_heads if per_kv_head else 1
-    combine_programs = 528 if chunks == 1 else 2 * batch * outputs  # -> 2 chunks of 3 and 2 steps
+    # One round holds one (two) chunk(s) per row -> 1 chunk of 5 steps (2 chunks of 3 and 2 steps).
+    combine_programs = chunks * batch * outputs
     cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32,
                                     combine_programs=combine_programs)
     plan = triton_combine.plan_combine(batch, outputs, 2 if per_kv_head else 4, 2,
