@@ -48,11 +48,32 @@ def _trace_events(trace_dir: str) -> list[dict]:
         return json.load(f)["traceEvents"]
 
 
+def _gpu_events(events: list[dict]) -> list[dict]:
+    """Kernel events of the trace's GPU rows, in start order."""
+    names = {e["pid"]: str(e.get("args", {}).get("name", "")) for e in events
+             if e.get("ph") == "M" and e.get("name") == "process_name"}
+    return sorted((e for e in events if e.get("ph") == "X" and "dur" in e
+                   and "/device:GPU" in names.get(e.get("pid"), "")), key=lambda e: float(e["ts"]))
+
+
+def gpu_span_per_app(multi, args, n_apps: int, out_dir: str) -> float:
+    """Seconds from the first kernel's start to the last kernel's end of one execution of
+    ``multi(*args)`` (a jax.profiler trace), divided by ``n_apps``: the GPU time of one
+    application, the quantity CUDA events around a loop of launches measure."""
+    trace_dir = os.path.join(out_dir, "trace_span")
+    jax.block_until_ready(multi(*args))
+    with jax.profiler.trace(trace_dir):
+        jax.block_until_ready(multi(*args))
+    gpu = _gpu_events(_trace_events(trace_dir))
+    shutil.rmtree(trace_dir, ignore_errors=True)
+    span_us = float(gpu[-1]["ts"]) + float(gpu[-1]["dur"]) - float(gpu[0]["ts"])
+    return span_us * 1e-6 / n_apps
+
+
 def summarise(events: list[dict], n_apps: int) -> str:
     names = {e["pid"]: str(e.get("args", {}).get("name", "")) for e in events
              if e.get("ph") == "M" and e.get("name") == "process_name"}
-    gpu = sorted((e for e in events if e.get("ph") == "X" and "dur" in e
-                  and "/device:GPU" in names.get(e.get("pid"), "")), key=lambda e: float(e["ts"]))
+    gpu = _gpu_events(events)
     host = [e for e in events if e.get("ph") == "X" and "dur" in e
             and "/device:GPU" not in names.get(e.get("pid"), "")]
     lines = []
