@@ -406,8 +406,9 @@ def table(key, out_dir, shapes=None):
                 continue
             try:
                 row.update(time_jax_interleaved({"ours": ours, "xla": xla}, sets))
-                row["ours_gpu"] = gpu_span_per_app(_jit_multi(ours, n_sets), (sets,), n_sets,
-                                                   out_dir)
+                for name, op in (("ours", ours), ("xla", xla)):
+                    row[f"{name}_gpu"] = gpu_span_per_app(_jit_multi(op, n_sets), (sets,), n_sets,
+                                                          out_dir)
             except Exception as err:
                 log(f"b={batch} s={slots} ours/xla: FAILED {type(err).__name__}: {str(err)[:300]}")
             try:  # torch SDPA on the same buffers (zero copy)
@@ -446,18 +447,22 @@ def fmt_table(rows, copy_bw):
         "",
         "time per step / effective K+V bandwidth (TB/s); 32 q / 8 kv heads, head_dim 128, bf16",
         "",
-        "| batch | slots | K+V GB | ours | ours, GPU span | XLA ref | jax gqa (attn only) "
-        "| torch SDPA (attn only) | SDPA do_bench | ours/SDPA | ours GPU/SDPA | ours/XLA |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| batch | slots | K+V GB | ours | ours, GPU span | XLA ref | XLA ref, GPU span "
+        "| jax gqa (attn only) | torch SDPA (attn only) | SDPA do_bench | ours/SDPA "
+        "| ours GPU/SDPA | ours/XLA | ours/XLA, GPU spans |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = (f"{r['ours'] / r['sdpa']:.2f}" if "ours" in r and "sdpa" in r else "-")
         gpu_ratio = (f"{r['ours_gpu'] / r['sdpa']:.2f}" if "ours_gpu" in r and "sdpa" in r else "-")
         vs_xla = (f"{r['ours'] / r['xla']:.3f}" if "ours" in r and "xla" in r else "-")
+        vs_xla_gpu = (f"{r['ours_gpu'] / r['xla_gpu']:.3f}" if "ours_gpu" in r and "xla_gpu" in r
+                      else "-")
         sb = f"{r['sdpa_bench'] * 1e6:.1f} us" if "sdpa_bench" in r else "fail"
         lines.append(f"| {r['batch']} | {r['slots']} | {r['kv_gb']:.3f} | {cell(r, 'ours')} | "
-                     f"{cell(r, 'ours_gpu')} | {cell(r, 'xla')} | {cell(r, 'gqa')} | {cell(r, 'sdpa')} "
-                     f"| {sb} | {ratio} | {gpu_ratio} | {vs_xla} |")
+                     f"{cell(r, 'ours_gpu')} | {cell(r, 'xla')} | {cell(r, 'xla_gpu')} | "
+                     f"{cell(r, 'gqa')} | {cell(r, 'sdpa')} | {sb} | {ratio} | {gpu_ratio} | {vs_xla} "
+                     f"| {vs_xla_gpu} |")
     return "\n".join(lines)
 
 
