@@ -156,7 +156,7 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
                       count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
-                      num_tiles, block_k, slots, norm, barrier, read_hint):
+                      num_tiles, block_k, slots, norm, barrier):
     """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
@@ -173,9 +173,9 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         tile_ok = (tile0 + jnp.arange(tps) < num_tiles) & (i < steps)
         mask2 = row_ok[:, None] & tile_ok[None, :]
         m_tile = _load(mt_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps)], mask=mask2,
-                       other=_MASK_VALUE, **read_hint)
+                       other=_MASK_VALUE)
         e = _load(imp_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps), pl.ds(0, block_k)],
-                  mask=mask2[:, :, None], other=0, **read_hint)  # [rows_p, tps, block_k]
+                  mask=mask2[:, :, None], other=0)  # [rows_p, tps, block_k], stored dtype
         slot = tile0 * block_k + jnp.arange(step_slots)
         ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)],
                    mask=(slot < slots) & (i < steps), other=False)
@@ -227,7 +227,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
 
 
 def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim,
-                    norm, barrier, read_hint):
+                    norm, barrier):
     if plan.merge_outputs:
         (layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
          out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
@@ -247,7 +247,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
                           cidx_ref, count_ref, slot_ref, layer=layer, chunk=p - plan.row_blocks,
                           plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-                          slots=slots, norm=norm, barrier=barrier, read_hint=read_hint)
+                          slots=slots, norm=norm, barrier=barrier)
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
@@ -260,8 +260,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS,
-                     partials_in_l2: bool = False):
+                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -284,9 +283,6 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       interpret: Pallas interpret mode (CPU tests).
       num_warps: warps per combine program.
       target_programs: programs the importance merge aims for (``plan_combine``).
-      partials_in_l2: the split kernel stored the importance partials with an
-        ``evict_last`` L2 hint; they are read here with ``evict_first``, so they
-        leave the L2 once merged.
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
@@ -336,8 +332,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     kernel = functools.partial(
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
         slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
-        barrier=not interpret,  # interpret mode runs programs one after another
-        read_hint={"eviction_policy": "evict_first"} if partials_in_l2 else {})
+        barrier=not interpret)  # interpret mode runs programs one after another
     results = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),

@@ -127,9 +127,6 @@ class KernelConfig:
     # Cache hint for the K/V tile loads (read exactly once): None or
     # "evict_first" (benchmark sweep; None unless measured better).
     kv_eviction: str | None = None
-    # L2 hint for the stores of the importance partials and tile maxima: None or
-    # "evict_last" (keep them in L2 for the combine, which reads them right after).
-    partial_eviction: str | None = None
     # Storage dtype of the per-slot, per-query-head importance partials
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
     # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
@@ -148,8 +145,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
-                combine_programs: int | None = None,
-                partial_eviction: str | None = None) -> KernelConfig:
+                combine_programs: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -172,8 +168,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         256), a dtype other than float32/bfloat16, or an override out of range:
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
-        [1, 32], an unknown ``variant``, ``kv_eviction``, ``partial_eviction`` or
-        ``partial_dtype``.
+        [1, 32], an unknown ``variant``, ``kv_eviction`` or ``partial_dtype``.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
@@ -182,9 +177,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
     if kv_eviction not in KV_EVICTION_HINTS:
         raise ValueError(f"kv_eviction must be one of {KV_EVICTION_HINTS}, got {kv_eviction!r}")
-    if partial_eviction not in KV_EVICTION_HINTS:
-        raise ValueError(f"partial_eviction must be one of {KV_EVICTION_HINTS}, got "
-                         f"{partial_eviction!r}")
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if variant is None:
@@ -221,7 +213,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         num_stages=num_stages if num_stages is not None else (1 if fma else 2),
         variant=variant,
         kv_eviction=kv_eviction,
-        partial_eviction=partial_eviction,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
@@ -277,9 +268,6 @@ def check_config(config, slots: int) -> None:
     if config.kv_eviction not in KV_EVICTION_HINTS:
         raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
                          f"{config.kv_eviction!r}")
-    if config.partial_eviction not in KV_EVICTION_HINTS:
-        raise ValueError(f"config.partial_eviction must be one of {KV_EVICTION_HINTS}, got "
-                         f"{config.partial_eviction!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
@@ -334,7 +322,6 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     pad_cols = head_dim_p != head_dim
     pad_slots = cfg.num_splits * cfg.split_len != slots
     hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
-    part_hint = {"eviction_policy": cfg.partial_eviction} if cfg.partial_eviction else {}
     cols = pl.ds(0, head_dim_p)
 
     def load_tile(i):
@@ -358,8 +345,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
 
     if cfg.variant == "fma":
         _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, scale=scale,
-                  group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg, final_out=final_out,
-                  part_hint=part_hint)
+                  group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg, final_out=final_out)
         return
 
     row_ok = jnp.arange(group_p) < group  # real query heads of the group
@@ -402,9 +388,8 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
             return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
         _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
-               mask=row_ok[:, None], **part_hint)
-        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None],
-               **part_hint)
+               mask=row_ok[:, None])
+        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
         return o, m_new, l, acc
 
     pv_transposed = cfg.variant.startswith("pvt")
@@ -425,7 +410,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
 
 
 def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale, group,
-              head_dim_p, col_ok, cfg: KernelConfig, final_out: bool, part_hint: dict):
+              head_dim_p, col_ok, cfg: KernelConfig, final_out: bool):
     """Variant "fma": both products on the CUDA cores, one query head at a time.
 
     No ``tt.dot``, so the group is not padded to 16 rows (group 3 or 4 does
@@ -451,8 +436,8 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
             e = jnp.where(ok, jnp.exp(logits - m_new), 0.0)  # [block_k]
             new.append((rescale * o + jnp.sum(e[:, None] * v, axis=0),
                         m_new, rescale * l + jnp.sum(e)))
-            _store(imp_ref.at[rows[g], tile], (e * v_l1).astype(imp_ref.dtype), **part_hint)
-            _store(mblk_ref.at[rows[g], pl.ds(i, 1)], jnp.full((1,), m_new, f32), **part_hint)
+            _store(imp_ref.at[rows[g], tile], (e * v_l1).astype(imp_ref.dtype))
+            _store(mblk_ref.at[rows[g], pl.ds(i, 1)], jnp.full((1,), m_new, f32))
         return tuple(new)
 
     init = tuple((jnp.zeros((head_dim_p,), f32), jnp.float32(_MASK_VALUE), jnp.float32(0.0))
@@ -614,5 +599,4 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret,
-                            target_programs=config.combine_programs,
-                            partials_in_l2=config.partial_eviction == "evict_last")
+                            target_programs=config.combine_programs)
