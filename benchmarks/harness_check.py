@@ -85,6 +85,7 @@ def time_exec(fn, args, apps, reps=10, calls=4):
 
 def profile(fn, args, apps, out_dir):
     trace_dir = os.path.join(out_dir, "trace")
+    jax.block_until_ready(fn(*args))  # compile (and autotune) outside the trace
     with jax.profiler.trace(trace_dir):
         jax.block_until_ready(fn(*args))
     text = summarise(_trace_events(trace_dir), apps)

@@ -58,7 +58,7 @@ def kernel_times(trace_dir: str, n_apps: int) -> str:
     by_kernel = collections.defaultdict(list)
     for e in gpu:
         by_kernel[e["name"][:40]].append(float(e["dur"]))
-    span = float(gpu[-1]["ts"]) + float(gpu[-1]["dur"]) - float(gpu[0]["ts"])
+    span = float(gpu[-1]["ts"]) + float(gpu[-1]["dur"]) - float(gpu[0]["ts"])  # as run
     parts = ", ".join(f"{k} x{len(d)} {statistics.median(d):.1f}" for k, d in
                       sorted(by_kernel.items(), key=lambda kv: -sum(kv[1])))
     return f"GPU span {span / n_apps:.1f} us/app; kernels (median us): {parts}"

@@ -91,10 +91,12 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
                  merge_outputs: bool = True) -> CombinePlan:
     """Chooses the combine's step sizes and chunk count.
 
-    The importance merge of each of the ``batch * outputs`` rows is cut into
-    chunks of whole loop steps, as many as minimise the modelled time when
-    ``target_programs`` programs run at once (``_compat.splits_by_wave_model``:
-    rounds x (steps per chunk + 1)).  A row of one chunk writes its eviction
+    The importance merge of each of the ``batch * outputs`` rows (``num_tiles``
+    tiles that hold slots) is cut into chunks of whole loop steps, as many as
+    minimise the modelled time when ``target_programs`` programs run at once
+    (``_compat.splits_by_wave_model``: rounds x (steps per chunk + 1)).  The
+    output-merge programs of rows with several splits share the grid but are
+    not counted: they are short (one pass over the splits' outputs).  A row of one chunk writes its eviction
     slot directly; with several, the last chunk to finish reduces the chunk
     minima (atomic counter).  Run 43 (GPU time, benchmarks/NOTES.md): against
     run 41's rule (one chunk up to 8 steps, else ``ceil(528 / rows)`` chunks)
@@ -282,7 +284,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       per_kv_head: importance / slot per KV head instead of summed over heads.
       interpret: Pallas interpret mode (CPU tests).
       num_warps: warps per combine program.
-      target_programs: programs the importance merge aims for (``plan_combine``).
+      target_programs: combine programs resident at once, the round size from which
+        ``plan_combine`` chooses each row's number of importance chunks.
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
@@ -295,10 +298,11 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
                          f"got {o_part.dtype}")
     batch, kv_heads, group, num_splits = m_part.shape
     head_dim = o_part.shape[-1]
-    num_tiles = m_tile.shape[3]
+    num_tiles = m_tile.shape[3]  # incl. the split kernel's padding tiles past `slots`
     outputs = kv_heads if per_kv_head else 1
     rows = kv_heads * group // outputs
-    plan = plan_combine(batch, outputs, rows, group, num_tiles, block_k, head_dim,
+    # Chunks cover the tiles that hold slots, so none is padding only.
+    plan = plan_combine(batch, outputs, rows, group, -(-slots // block_k), block_k, head_dim,
                         target_programs=target_programs, merge_outputs=merge_outputs)
     # Free (row-major) reshapes: rows of one output group are contiguous.
     views = (m_part.reshape(batch, outputs, rows, num_splits),

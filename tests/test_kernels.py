@@ -189,10 +189,10 @@ def test_split_count_fills_whole_waves():
             assert batch * kv_heads * num_blocks <= wave, (batch, kv_heads, slots)
 
 
-def test_combine_chunks_fill_one_round():
+def test_combine_chunk_counts():
     """The combine's chunk counts (32/8 heads, head_dim 128, bf16, importance summed over heads):
-    the launches measured in run 43 (3 chunks = one round of 396 resident programs at
-    128 x 8192, one-step chunks at 8 x 2048), and every chunk of any plan has work."""
+    the launches measured best in run 43 (3 chunks = one round of 396 resident programs at
+    128 x 8192, one-step chunks at 8 x 2048), and every chunk of any plan has tiles."""
     from pallas_kernels import triton_combine
     expected = {(128, 8192): (3, 11), (8, 2048): (8, 1), (32, 8192): (11, 3), (1, 1024): (4, 1)}
     for (batch, slots), chunks_steps in expected.items():
@@ -265,10 +265,21 @@ def test_api_flags_must_be_bool():
 
 @pytest.fixture
 def many_chunks(monkeypatch):
-    """Makes the combine split every row into several importance chunks (small steps)."""
+    """Makes the combine split every row into several importance chunks (small steps).
+
+    Returns the list of ``(num_tiles, plan)`` the combine plans with while the test runs."""
     from pallas_kernels import triton_combine
     monkeypatch.setattr(triton_combine, "_MAX_STEP_SLOTS", 64)
-    return triton_combine
+    plans = []
+    plan_combine = triton_combine.plan_combine
+
+    def recording(batch, outputs, rows, group, num_tiles, *args, **kwargs):
+        plan = plan_combine(batch, outputs, rows, group, num_tiles, *args, **kwargs)
+        plans.append((num_tiles, plan))
+        return plan
+
+    monkeypatch.setattr(triton_combine, "plan_combine", recording)
+    return plans
 
 
 @pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
@@ -283,7 +294,24 @@ def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, 
     q, k, v, valid = make_inputs(rng, 3, hq, hkv, 64, slots, mask, dtype)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
                                                      per_kv_head=per_kv_head, interpret=True)
+    assert many_chunks and all(plan.num_chunks > 1 for _, plan in many_chunks)
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
+
+
+def test_combine_chunks_skip_the_split_kernels_padding_tiles(many_chunks):
+    """4 splits of 3 tiles of 32 slots over 300 slots: the split kernel's last two tiles are
+    padding only; the combine plans its chunks over the 10 tiles that hold slots."""
+    rng = np.random.default_rng(3)
+    q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 300, "random", "float32")
+    cfg = triton_decode.plan_config(3, 2, 300, 64, jnp.float32, num_splits=4, block_k=32)
+    assert cfg.num_splits * cfg.blocks_per_split == 12
+    result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
+                                                     interpret=True, config=cfg)
+    (num_tiles, plan), = many_chunks
+    assert num_tiles == 10 and plan.num_chunks > 1
+    last_chunk_start = (plan.num_chunks - 1) * plan.steps_per_chunk * plan.tiles_per_step * 32
+    assert last_chunk_start < 300
+    check_against_reference(result, q, k, v, valid, 0.125, False, "float32")
 
 
 def tied_inputs(rng, batch, kv_heads, slots, d):
@@ -304,8 +332,9 @@ def test_multi_chunk_ties_go_to_the_lowest_slot(many_chunks, per_kv_head):
     valid[1, [170, 290]] = False  # row 1: two empty slots in later chunks rank first
     cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32)
     rows = 2 if per_kv_head else 4
-    plan = many_chunks.plan_combine(batch, kv_heads if per_kv_head else 1, rows, 2,
-                                    cfg.num_splits * cfg.blocks_per_split, cfg.block_k, d)
+    from pallas_kernels import triton_combine
+    plan = triton_combine.plan_combine(batch, kv_heads if per_kv_head else 1, rows, 2,
+                                       -(-slots // cfg.block_k), cfg.block_k, d)
     assert plan.num_chunks > 2
     _, slot, imp = triton_decode.longflow_attention_triton(
         q, k, v, jnp.asarray(valid), scale=0.125, per_kv_head=per_kv_head, interpret=True)
@@ -530,7 +559,7 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
     cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32,
                                     combine_programs=combine_programs)
     plan = triton_combine.plan_combine(batch, outputs, 2 if per_kv_head else 4, 2,
-                                       cfg.num_splits * cfg.blocks_per_split, cfg.block_k, d,
+                                       -(-slots // cfg.block_k), cfg.block_k, d,
                                        target_programs=combine_programs)
     assert plan.num_chunks == chunks and plan.steps_per_chunk >= 2
     _, slot, _ = triton_decode.longflow_attention_triton(
