@@ -40,6 +40,7 @@ from longflow_jax.kv_buffer import KVBuffer
 from longflow_jax.model import check_params_cfg, decode_step, prefill
 from longflow_jax.policies import POLICIES
 from longflow_jax.sampling import SamplingParams, check_sampling, sample_token
+from pallas_kernels._validation import is_int as _is_int
 
 DEFAULT_CHUNK = 32
 
@@ -377,10 +378,6 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
     if budget is None:
         raise ValueError(f"policy {policy!r} needs budget or compression")
     return _check_budget(budget, cfg, padded)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _is_real(x) -> bool:

@@ -65,11 +65,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
+from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
 from pallas_kernels.triton_combine import combine_partials
@@ -216,10 +216,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _check_block_k(name: str, block_k) -> None:
