@@ -29,7 +29,7 @@ import statistics
 import jax
 
 from benchmarks import kernel as kb
-from benchmarks.launch_gaps import _trace_events
+from benchmarks.launch_gaps import _gpu_events, _trace_events
 from pallas_kernels import triton_combine, triton_decode
 
 SCALE = kb.HEAD_DIM ** -0.5
@@ -50,11 +50,7 @@ VARIANTS = [  # label, plan_config overrides, triton_combine._SINGLE_CHUNK_STEPS
 
 
 def kernel_times(trace_dir: str, n_apps: int) -> str:
-    events = _trace_events(trace_dir)
-    names = {e["pid"]: str(e.get("args", {}).get("name", "")) for e in events
-             if e.get("ph") == "M" and e.get("name") == "process_name"}
-    gpu = sorted((e for e in events if e.get("ph") == "X" and "dur" in e
-                  and "/device:GPU" in names.get(e.get("pid"), "")), key=lambda e: float(e["ts"]))
+    gpu = _gpu_events(_trace_events(trace_dir))
     by_kernel = collections.defaultdict(list)
     for e in gpu:
         by_kernel[e["name"][:40]].append(float(e["dur"]))

@@ -17,13 +17,12 @@ except ImportError:  # pragma: no cover
     from jax._src.core import Tracer as _Tracer
 
 IMPLS = ("auto", "xla", "triton", "mosaic")
+FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 def is_int(x) -> bool:
     """True for a Python or NumPy integer (not a bool): a static size or count."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 def _check_layer(layer, k, valid) -> None:
