@@ -93,6 +93,11 @@ MAX_GROUP = 64
 _NUM_SMS = 132
 _PROGRAMS_PER_WAVE = 4 * _NUM_SMS
 _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at once
+# Benchmark-only (run 53): None, or an ablation of the balanced kernel that gives WRONG
+# outputs: "o_at_end" (piece outputs not stored in the loop, the last one after it),
+# "no_flush" (nothing stored in the loop but the importance partials), "q_once" (q of the
+# program's first row for every tile).
+_BALANCED_ABLATION = None
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -527,7 +532,7 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
 def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                      o_ref, m_ref, l_ref, imp_ref, mblk_ref, count_ref, *,
                      scale, group, head_dim, slots, kv_heads, cfg: KernelConfig, group_p,
-                     head_dim_p, precision, tiles_per_program, total_tiles, max_pieces):
+                     head_dim_p, precision, tiles_per_program, total_tiles):
     """One program of the balanced (stream-K) schedule: tiles ``[p W, (p + 1) W)``.
 
     The ``batch * kv_heads`` rows of ``T = cfg.blocks_per_split`` tiles each are
@@ -539,12 +544,10 @@ def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     step's row and tile come from its global tile number.  Where a row ends,
     or the range does, the row's piece ``j = p - (r T) // W`` is written
     (unnormalised output, max and sum; the combine merges pieces like
-    splits) and the running state restarts; the piece that ends a row also
-    fills the row's unused pieces (``m`` = mask value, ``l`` = 0, output 0)
-    so that the combine can merge ``max_pieces`` of them for every row.  All
-    refs are whole arrays (``k_ref``/``v_ref`` ``[layers, batch, kv_heads,
-    slots, head_dim]``, outputs as in ``_split_partials`` with ``splits =
-    max_pieces``).
+    splits, as many as the row spans programs: ``triton_combine``'s
+    ``pieces``) and the running state restarts.  All refs are whole arrays
+    (``k_ref``/``v_ref`` ``[layers, batch, kv_heads, slots, head_dim]``,
+    outputs as in ``_split_partials`` with ``splits = max_pieces``).
     """
     p = pl.program_id(0)
     layer = layer_ref[0]
@@ -552,24 +555,21 @@ def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     row_ok = jnp.arange(group_p) < group
     col_ok = jnp.arange(head_dim_p) < head_dim
     heads, cols = pl.ds(0, group_p), pl.ds(0, head_dim_p)
-    pieces_p = _next_pow2(max_pieces)
     transposed = cfg.variant.startswith("pvt")
+
+    ablate = _BALANCED_ABLATION
 
     def write_piece(b, h, r, i, o, m, l):
         j = p - (r * per_row) // tiles_per_program
         o = o.T if transposed else o
-        _store(o_ref.at[b, h, heads, j, cols], o, mask=row_ok[:, None] & col_ok[None, :])
+        if ablate in ("o_at_end", "no_flush"):
+            if ablate == "no_flush":
+                return
+            o = None
+        if o is not None:
+            _store(o_ref.at[b, h, heads, j, cols], o, mask=row_ok[:, None] & col_ok[None, :])
         _store(m_ref.at[b, h, heads, j], m, mask=row_ok)
         _store(l_ref.at[b, h, heads, j], l, mask=row_ok)
-        # The piece that ends the row fills the row's unused pieces.
-        unused = ((jnp.arange(pieces_p) > j) & (jnp.arange(pieces_p) < max_pieces)
-                  & (i == per_row - 1))
-        fill = row_ok[:, None] & unused[None, :]
-        every = pl.ds(0, pieces_p)
-        _store(m_ref.at[b, h, heads, every], jnp.full((group_p, pieces_p), _MASK_VALUE), mask=fill)
-        _store(l_ref.at[b, h, heads, every], jnp.zeros((group_p, pieces_p)), mask=fill)
-        _store(o_ref.at[b, h, heads, every, cols], jnp.zeros((group_p, pieces_p, head_dim_p)),
-               mask=fill[:, :, None] & col_ok[None, None, :])
 
     def body(step, carry):
         o, m, l = carry
@@ -583,8 +583,8 @@ def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                                  head_dim_p=head_dim_p, cfg=cfg)
         k, v, ok = load_tile(i)
         # q changes with the row: loaded with every tile (4 KB next to 32 KB of K/V, from L2).
-        q = _load_q(q_ref, (b, h), group=group, group_p=group_p, head_dim=head_dim,
-                    head_dim_p=head_dim_p)
+        q = q_once if ablate == "q_once" else _load_q(
+            q_ref, (b, h), group=group, group_p=group_p, head_dim=head_dim, head_dim_p=head_dim_p)
         o, m, l, part = _tile_update(q, k, v, ok & live, o, m, l, scale=scale, cfg=cfg,
                                      precision=precision)
         if part is not None:
@@ -601,7 +601,16 @@ def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         o0, m0, l0 = _init_carry(cfg, group_p, head_dim_p)
         return (jnp.where(row_end, o0, o), jnp.where(row_end, m0, m), jnp.where(row_end, l0, l))
 
-    jax.lax.fori_loop(0, tiles_per_program, body, _init_carry(cfg, group_p, head_dim_p))
+    r0 = jnp.minimum(p * tiles_per_program, total_tiles - 1) // per_row
+    q_once = _load_q(q_ref, (r0 // kv_heads, r0 % kv_heads), group=group, group_p=group_p,
+                     head_dim=head_dim, head_dim_p=head_dim_p)
+    o, m, l = jax.lax.fori_loop(0, tiles_per_program, body, _init_carry(cfg, group_p, head_dim_p))
+    if ablate in ("o_at_end", "no_flush"):  # benchmark-only: keep the work alive, wrong output
+        b0, h0 = r0 // kv_heads, r0 % kv_heads
+        _store(o_ref.at[b0, h0, heads, 0, cols], o.T if transposed else o,
+               mask=row_ok[:, None] & col_ok[None, :])
+        _store(m_ref.at[b0, h0, heads, 0], m, mask=row_ok)
+        _store(l_ref.at[b0, h0, heads, 0], l, mask=row_ok)
 
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
@@ -718,7 +727,7 @@ def _balanced_partials(layer, qg, k, v, valid, *, scale, cfg: KernelConfig, inte
         _balanced_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
         kv_heads=kv_heads, cfg=cfg, group_p=group_p, head_dim_p=head_dim_p,
         precision=precision, tiles_per_program=per,
-        total_tiles=batch * kv_heads * cfg.blocks_per_split, max_pieces=max_pieces)
+        total_tiles=batch * kv_heads * cfg.blocks_per_split)
     return pl.pallas_call(
         kernel,
         grid=(launched,),  # no BlockSpecs: every ref is the whole array
@@ -797,7 +806,12 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile, counter = _split_partials(
         q, k, v, valid, layer, scale=scale, cfg=config, interpret=interpret)
+    pieces = None
+    if config.balanced_programs is not None:
+        per_program, _, _ = balanced_launch(batch * kv_heads, config.blocks_per_split,
+                                            config.balanced_programs)
+        pieces = (config.blocks_per_split, per_program)
     return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret,
-                            target_programs=config.combine_programs)
+                            target_programs=config.combine_programs, pieces=pieces)
