@@ -12,6 +12,9 @@ launch: host-timed time per application (the table's harness) and the GPU time
 of each kernel (median durations from one jax.profiler trace), the rows
 default first and last (drift).
 
+Ran once, at commit dc2fc2e (log: benchmarks/run50_log.txt); it does not run on later trees:
+the balanced schedule (``balanced_programs``) was removed after run 53 (benchmarks/NOTES.md).
+
 Usage (GPU machine): PYTHONPATH=. python benchmarks/run50.py --out $OUT
 """
 
@@ -76,8 +79,8 @@ def main() -> None:
                       f"{kv_bytes / t / 1e12:.3f} TB/s | {prof} ({time.time() - t0:.0f}s)",
                       flush=True)
             except Exception as err:  # keep going
-                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: {str(err)[:400]}",
-                      flush=True)
+                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: "
+                      f"{str(err)[:400]}", flush=True)
         del sets
 
 

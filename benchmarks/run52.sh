@@ -1,5 +1,5 @@
 #!/bin/bash
-# Device run 52: Nsight Compute launch statistics (registers, shared memory, block limits) of the
+# Device run 52 (ran at commit c5660e4; output: benchmarks/run52_ncu.txt): Nsight Compute launch statistics (registers, shared memory, block limits) of the
 # rows and balanced split kernels at 128 x 8192 as XLA's Triton compiles them.
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -9,6 +9,9 @@ the default: the combine masks them by count), and benchmark-only ablations
 with WRONG outputs (``triton_decode._BALANCED_ABLATION``).  If a launch of 528
 runs about as fast as the rows kernel or faster, 4 programs fit.
 
+Ran once, at commit e2c5239 (log: benchmarks/run53_log.txt); it does not
+run on later trees: the balanced schedule and its ablations were removed after this run.
+
 Usage (GPU machine): PYTHONPATH=. python benchmarks/run53.py --out $OUT
 """
 
@@ -67,8 +70,8 @@ def main() -> None:
                       f"{kv_bytes / t / 1e12:.3f} TB/s | {prof} ({time.time() - t0:.0f}s)",
                       flush=True)
             except Exception as err:  # keep going
-                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: {str(err)[:400]}",
-                      flush=True)
+                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: "
+                      f"{str(err)[:400]}", flush=True)
         triton_decode._BALANCED_ABLATION = None
         del sets
 

@@ -1,4 +1,4 @@
-"""Run 54 (H200): launch shapes of the rows kernel with fewer registers per thread (more warps per SM).
+"""Run 54 (H200): launch shapes of the split kernel with more resident warps per SM.
 
 Run 53: the balanced kernel without its per-tile q load ran at 4 programs per SM but
 2.7% slower than the rows kernel, so the rows kernel's ragged second wave costs little.  The
@@ -24,13 +24,14 @@ from benchmarks.run43 import kernel_times
 from pallas_kernels import triton_decode
 
 SCALE = kb.HEAD_DIM ** -0.5
-VARIANTS = [  # label, plan_config overrides, ablation
-    ("rows (default: 4 warps, 64-slot tiles, 2 stages; 128 registers, 4 per SM)", {}, None),
-    ("8 warps (80 registers offline: 3 per SM = 24 warps)", {"num_warps": 8}, None),
-    ("8 warps, 3 splits (3072 programs = 7.8 waves of 396)", {"num_warps": 8, "num_splits": 3}, None),
+VARIANTS = [  # label, plan_config overrides
+    ("rows (default: 4 warps, 64-slot tiles, 2 stages; 128 registers, 4 per SM)", {}),
+    ("8 warps (80 registers offline: 3 per SM = 24 warps)", {"num_warps": 8}),
+    ("8 warps, 3 splits (3072 programs = 7.8 waves of 396)",
+     {"num_warps": 8, "num_splits": 3}),
     ("32-slot tiles, 3 stages (96 registers, 37.9 KB: 5 per SM)",
-     {"block_k": 32, "num_stages": 3}, None),
-    ("rows (default, again)", {}, None),
+     {"block_k": 32, "num_stages": 3}),
+    ("rows (default, again)", {}),
 ]
 
 
@@ -44,8 +45,7 @@ def main() -> None:
         batch, slots = (int(x) for x in shape.split("x"))
         kv_bytes, n_sets = kb.kv_bytes_and_sets(batch, slots)
         sets = kb.make_sets(batch, slots, n_sets, jax.random.key(batch + slots))
-        for label, overrides, ablation in VARIANTS:
-            triton_decode._BALANCED_ABLATION = ablation
+        for label, overrides in VARIANTS:
             try:
                 t0 = time.time()
                 cfg = triton_decode.plan_config(batch, kb.KV_HEADS, slots, kb.HEAD_DIM,
@@ -64,9 +64,8 @@ def main() -> None:
                       f"{kv_bytes / t / 1e12:.3f} TB/s | {prof} ({time.time() - t0:.0f}s)",
                       flush=True)
             except Exception as err:  # keep going
-                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: {str(err)[:400]}",
-                      flush=True)
-        triton_decode._BALANCED_ABLATION = None
+                print(f"b={batch} s={slots} [{label}] FAILED {type(err).__name__}: "
+                      f"{str(err)[:400]}", flush=True)
         del sets
 
 

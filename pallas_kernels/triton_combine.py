@@ -78,10 +78,6 @@ class CombinePlan:
     merge_outputs: bool = True  # False: the split kernel wrote the final output (one split)
 
     @property
-    def row_blocks_per_output(self) -> int:  # KV heads in one output group
-        return self.rows // self.group
-
-    @property
     def row_blocks(self) -> int:  # output-merge programs: one per KV head of the group, or none
         return self.rows // self.group if self.merge_outputs else 0
 
@@ -123,32 +119,10 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
                        splits_per_step=splits_per_step, merge_outputs=merge_outputs)
 
 
-def _split_ok(splits, num_splits, counts):
-    """``[rows, len(splits)]`` mask of the splits a row has (``counts``: per row, or all)."""
-    if counts is None:
-        return jnp.broadcast_to((splits < num_splits)[None, :], (1, splits.shape[0]))
-    return splits[None, :] < counts[:, None]
-
-
-def _piece_counts(seq, kv_head, pieces):
-    """Pieces of each KV head's row under the balanced schedule (None: every split is used).
-
-    ``pieces`` = ``(kv_heads, tiles per row T, tiles per program W)``: row
-    ``r = b * kv_heads + kv_head`` has tiles ``[r T, (r + 1) T)``, cut at
-    multiples of ``W`` (``triton_decode._balanced_kernel``); ``seq`` = the sequence ``b``.
-    """
-    if pieces is None:
-        return None
-    kv_heads, per_row, per_program = pieces
-    r = seq * kv_heads + kv_head
-    return ((r + 1) * per_row - 1) // per_program - (r * per_row) // per_program + 1
-
-
-def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits, counts=None):
-    """Global max ``M`` and ``1 / L`` over splits for ``rows_p`` rows from ``row0``
-    (row ``x`` merges its first ``counts[x]`` splits when ``counts`` is given)."""
+def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits):
+    """Global max ``M`` and ``1 / L`` over splits for ``rows_p`` rows from ``row0``."""
     ns_p = _next_pow2(num_splits)
-    mask = row_ok[:, None] & _split_ok(jnp.arange(ns_p), num_splits, counts)
+    mask = row_ok[:, None] & (jnp.arange(ns_p) < num_splits)[None, :]
     m = _load(m_ref.at[pl.ds(row0, rows_p), pl.ds(0, ns_p)], mask=mask, other=_MASK_VALUE)
     l = _load(l_ref.at[pl.ds(row0, rows_p), pl.ds(0, ns_p)], mask=mask, other=0.0)
     m_glob = jnp.max(m, axis=1)
@@ -157,19 +131,18 @@ def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits, counts=None):
 
 
 def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num_splits,
-                  head_dim, seq, output, pieces):
+                  head_dim):
     """Output rows of KV head ``block`` of the group: ``sum_s exp(m_s - M) o_s / L``."""
     group_p, head_dim_p = _next_pow2(plan.group), _next_pow2(head_dim)
     row0 = block * plan.group
     row_ok = jnp.arange(group_p) < plan.group
     col_ok = jnp.arange(head_dim_p) < head_dim
-    counts = _piece_counts(seq, output * plan.row_blocks_per_output + block
-                           + jnp.zeros((group_p,), jnp.int32), pieces)
-    m_glob, inv_l = _softmax_stats(m_ref, l_ref, row0, group_p, row_ok, num_splits, counts)
+    m_glob, inv_l = _softmax_stats(m_ref, l_ref, row0, group_p, row_ok, num_splits)
     sps = min(plan.splits_per_step, _next_pow2(num_splits))
 
     def body(j, acc):
-        mask2 = row_ok[:, None] & _split_ok(j * sps + jnp.arange(sps), num_splits, counts)
+        split_ok = j * sps + jnp.arange(sps) < num_splits
+        mask2 = row_ok[:, None] & split_ok[None, :]
         m = _load(m_ref.at[pl.ds(row0, group_p), pl.ds(j * sps, sps)], mask=mask2,
                   other=_MASK_VALUE)
         w = jnp.where(mask2, jnp.exp(m - m_glob[:, None]), 0.0)  # [group_p, sps]
@@ -185,15 +158,13 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
                       count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
-                      num_tiles, block_k, slots, norm, barrier, seq, output, pieces):
+                      num_tiles, block_k, slots, norm, barrier):
     """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
     step_slots = tps * block_k
     row_ok = jnp.arange(rows_p) < plan.rows
-    kv_head = output * plan.row_blocks_per_output + jnp.arange(rows_p) // plan.group
-    m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits,
-                                   _piece_counts(seq, kv_head, pieces))
+    m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
     row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
 
     steps = plan.steps_per_chunk
@@ -258,7 +229,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
 
 
 def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim,
-                    norm, barrier, pieces):
+                    norm, barrier):
     if plan.merge_outputs:
         (layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
          out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
@@ -268,19 +239,17 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
         o_ref = out_ref = None
     # Read once here: interpret mode cannot evaluate program_id inside a branch.
     p = pl.program_id(2)
-    seq, output = pl.program_id(0), pl.program_id(1)
     layer = layer_ref[0]
 
     def output_job():
         _merge_output(m_ref, l_ref, o_ref, out_ref, block=p, plan=plan, num_splits=num_splits,
-                      head_dim=head_dim, seq=seq, output=output, pieces=pieces)
+                      head_dim=head_dim)
 
     def importance_job():
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
                           cidx_ref, count_ref, slot_ref, layer=layer, chunk=p - plan.row_blocks,
                           plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-                          slots=slots, norm=norm, barrier=barrier, seq=seq, output=output,
-                          pieces=pieces)
+                          slots=slots, norm=norm, barrier=barrier)
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
@@ -293,8 +262,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS,
-                     pieces: tuple[int, int] | None = None):
+                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -318,10 +286,6 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       num_warps: warps per combine program.
       target_programs: combine programs resident at once, the round size from which
         ``plan_combine`` chooses each row's number of importance chunks.
-      pieces: None, or ``(tiles per row, tiles per program)`` of the split kernel's
-        balanced schedule: the splits axis then holds each row's pieces, and row
-        ``b * kv_heads + h`` has only as many as its tiles span programs; the
-        combine merges those and never reads the rest (left unwritten).
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
@@ -372,7 +336,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     kernel = functools.partial(
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
         slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
-        barrier=not interpret, pieces=None if pieces is None else (kv_heads, *pieces))  # interpret mode runs programs one after another
+        barrier=not interpret)  # interpret mode runs programs one after another
     results = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -93,11 +92,6 @@ MAX_GROUP = 64
 _NUM_SMS = 132
 _PROGRAMS_PER_WAVE = 4 * _NUM_SMS
 _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at once
-# Benchmark-only (run 53): None, or an ablation of the balanced kernel that gives WRONG
-# outputs: "o_at_end" (piece outputs not stored in the loop, the last one after it),
-# "no_flush" (nothing stored in the loop but the importance partials), "q_once" (q of the
-# program's first row for every tile).
-_BALANCED_ABLATION = None
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
@@ -140,11 +134,6 @@ class KernelConfig:
     # Combine programs resident at once, the round size of the model that cuts
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
-    # None: one program per (sequence, KV head, split) ("rows" schedule).  An
-    # int P: the balanced (stream-K) schedule, ``num_splits == 1`` and the
-    # ``batch * kv_heads * blocks_per_split`` tiles cut into P programs of equal
-    # length (``_balanced_kernel``); dot bodies only.
-    balanced_programs: int | None = None
 
     @property
     def split_len(self) -> int:
@@ -156,8 +145,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
-                combine_programs: int | None = None,
-                balanced_programs: int | None = None) -> KernelConfig:
+                combine_programs: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -184,8 +172,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
-                     num_stages=num_stages, group=group, combine_programs=combine_programs,
-                     balanced_programs=balanced_programs)
+                     num_stages=num_stages, group=group, combine_programs=combine_programs)
     if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
     if kv_eviction not in KV_EVICTION_HINTS:
@@ -211,12 +198,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
             block_k = max(16, min(128, 16384 // (head_dim_p * itemsize)))
     block_k = max(16, min(block_k, _next_pow2(slots)))
     num_blocks = -(-slots // block_k)
-    if balanced_programs is not None:
-        if fma:
-            raise ValueError("balanced_programs needs a tensor-core body (variant 'pvt' or "
-                             "'full'), not 'fma'")
-        num_splits = 1
-    elif num_splits is None:
+    if num_splits is None:
         num_splits = _splits_by_wave_model(batch * kv_heads, num_blocks)
     num_splits = max(1, min(num_splits, num_blocks))
     blocks_per_split = -(-num_blocks // num_splits)
@@ -233,7 +215,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
-        balanced_programs=balanced_programs,
     )
 
 
@@ -254,7 +235,7 @@ def _check_plan_args(**args) -> None:
             raise ValueError(f"{name} must be a positive integer, got {args[name]!r}")
     if args["head_dim"] > MAX_HEAD_DIM:
         raise ValueError(f"head_dim must be in [1, {MAX_HEAD_DIM}], got {args['head_dim']}")
-    for name in ("num_splits", "num_stages", "group", "combine_programs", "balanced_programs"):
+    for name in ("num_splits", "num_stages", "group", "combine_programs"):
         if args[name] is not None and (not _is_int(args[name]) or args[name] < 1):
             raise ValueError(f"{name} must be a positive integer or None, got {args[name]!r}")
     if args["block_k"] is not None:
@@ -289,14 +270,6 @@ def check_config(config, slots: int) -> None:
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
             raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
-    if config.balanced_programs is not None:
-        if not _is_int(config.balanced_programs) or config.balanced_programs < 1:
-            raise ValueError(f"config.balanced_programs must be None or a positive integer, got "
-                             f"{config.balanced_programs!r}")
-        if config.num_splits != 1 or config.variant == "fma":
-            raise ValueError("config.balanced_programs needs num_splits == 1 and a tensor-core "
-                             f"variant, got num_splits={config.num_splits}, "
-                             f"variant={config.variant!r}")
     covered = config.num_splits * config.split_len
     if not covered - config.split_len < slots <= covered:
         raise ValueError(
@@ -323,131 +296,6 @@ def _splits_by_wave_model(rows: int, num_blocks: int, wave: int = _PROGRAMS_PER_
     return _compat.splits_by_wave_model(rows, num_blocks, wave, _MAX_AUTO_SPLITS)
 
 
-def _tile_loader(k_ref, v_ref, valid_ref, kv_at, valid_at, *, first_slot, slots, head_dim,
-                 head_dim_p, cfg: KernelConfig):
-    """``load_tile(i)`` -> K, V tiles ``[block_k, head_dim_p]`` and slot validity ``[block_k]``.
-
-    ``kv_at`` / ``valid_at`` are the leading indices that select one (layer,
-    sequence, KV head) row of ``k_ref``/``v_ref`` and ``valid_ref``; tile ``i``
-    holds that row's slots ``first_slot + i * block_k + [0, block_k)``.
-    """
-    block_k = cfg.block_k
-    col_ok = jnp.arange(head_dim_p) < head_dim
-    pad_cols = head_dim_p != head_dim
-    pad_slots = cfg.num_splits * cfg.split_len != slots
-    hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
-    cols = pl.ds(0, head_dim_p)
-
-    def load_tile(i):
-        tile = pl.ds(i * block_k, block_k)
-        if pad_slots:
-            in_range = first_slot + i * block_k + jnp.arange(block_k) < slots
-            kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
-            ok = _load(valid_ref.at[(*valid_at, tile)], mask=in_range, other=False)
-        else:
-            kv_mask = col_ok[None, :] if pad_cols else None
-            ok = _load(valid_ref.at[(*valid_at, tile)])
-        if kv_mask is None:
-            k = _load(k_ref.at[(*kv_at, tile, cols)], **hint)
-            v = _load(v_ref.at[(*kv_at, tile, cols)], **hint)
-        else:
-            kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
-            k = _load(k_ref.at[(*kv_at, tile, cols)], mask=kv_mask, other=0, **hint)
-            v = _load(v_ref.at[(*kv_at, tile, cols)], mask=kv_mask, other=0, **hint)
-        return k, v, ok
-
-    return load_tile
-
-
-def _tile_update(q, k, v, ok, o, m, l, *, scale, cfg: KernelConfig, precision, v_for_l1=None):
-    """One K/V tile of the online softmax, tensor-core body.
-
-    ``q`` ``[group_p, head_dim_p]``, ``k``/``v`` ``[block_k, head_dim_p]``,
-    ``ok`` ``[block_k]`` slot validity; ``o`` (``[head_dim_p, group_p]`` for
-    the transposed "pvt" bodies, else ``[group_p, head_dim_p]``), ``m``, ``l``
-    the running output, max and sum (f32).  Returns the updated ``(o, m, l)``
-    and the tile's importance partials ``e * |v|_1`` ``[group_p, block_k]``
-    relative to the new max (None for the "attn_only" ablations); ``|v|_1``
-    comes from ``v_for_l1`` when given (the "reload" bodies), else from ``v``.
-    """
-    logits = jax.lax.dot_general(
-        q, k, (((1,), (1,)), ((), ())), precision=precision,
-        preferred_element_type=jnp.float32) * scale  # [group_p, block_k]
-    logits = jnp.where(ok[None, :], logits, _MASK_VALUE)
-    m_new = jnp.maximum(m, jnp.max(logits, axis=1))
-    rescale = jnp.exp(m - m_new)
-    e = jnp.where(ok[None, :], jnp.exp(logits - m_new[:, None]), 0.0)
-    l = rescale * l + jnp.sum(e, axis=1)
-    if cfg.variant.startswith("pvt"):  # o^T += v^T e^T: V as the dot's A operand (registers)
-        o = rescale[None, :] * o + jax.lax.dot_general(
-            v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
-            preferred_element_type=jnp.float32)
-    else:
-        o = rescale[:, None] * o + jax.lax.dot_general(
-            e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
-            preferred_element_type=jnp.float32)
-    if cfg.variant.endswith("attn_only"):
-        return o, m_new, l, None
-    if cfg.variant.endswith("no_vl1"):
-        v_l1 = jnp.ones((k.shape[0],), jnp.float32)
-    else:
-        v_l1 = jnp.sum(jnp.abs((v if v_for_l1 is None else v_for_l1).astype(jnp.float32)),
-                       axis=1)  # [block_k]
-    return o, m_new, l, e * v_l1[None, :]
-
-
-def _store_tile_partials(imp_ref, mblk_ref, row_at, i, part, m_new, *, block_k, mask):
-    """Tile ``i``'s importance partials and the max they are relative to; ``mask`` [group_p]."""
-    heads = pl.ds(0, part.shape[0])
-    _store(imp_ref.at[(*row_at, heads, pl.ds(i * block_k, block_k))], part.astype(imp_ref.dtype),
-           mask=mask[:, None])
-    _store(mblk_ref.at[(*row_at, heads, pl.ds(i, 1))], m_new[:, None], mask=mask[:, None])
-
-
-def _init_carry(cfg: KernelConfig, group_p, head_dim_p):
-    transposed = cfg.variant.startswith("pvt")
-    o = jnp.zeros((head_dim_p, group_p) if transposed else (group_p, head_dim_p), jnp.float32)
-    return o, jnp.full((group_p,), _MASK_VALUE, jnp.float32), jnp.zeros((group_p,), jnp.float32)
-
-
-def _dot_tiles(q, load_tile, imp_ref, mblk_ref, lo, hi, *, scale, group, cfg: KernelConfig,
-               group_p, head_dim_p, precision):
-    """Online-softmax flash-decoding over tiles ``[lo, hi)`` of one row, tensor-core body.
-
-    ``q`` is the row's ``[group_p, head_dim_p]`` query group (padding rows 0).
-    Stores each tile's importance partials and tile maxima into ``imp_ref`` /
-    ``mblk_ref``; returns the unnormalised output ``[group_p, head_dim_p]``
-    f32 and the running max and sum ``[group_p]`` f32.
-    """
-    row_ok = jnp.arange(group_p) < group  # real query heads of the group
-
-    def body(i, carry):
-        o, m, l, acc = carry
-        k, v, ok = load_tile(i)
-        reload = load_tile(i)[1] if cfg.variant.endswith("reload") else None  # 2nd load of V
-        o, m, l, part = _tile_update(q, k, v, ok, o, m, l, scale=scale, cfg=cfg,
-                                     precision=precision, v_for_l1=reload)
-        if part is None:
-            return o, m, l, acc
-        if cfg.variant == "no_store":
-            return o, m, l, acc + jnp.sum(part, axis=1)
-        _store_tile_partials(imp_ref, mblk_ref, (), i, part, m, block_k=cfg.block_k, mask=row_ok)
-        return o, m, l, acc
-
-    o0, m0, l0 = _init_carry(cfg, group_p, head_dim_p)
-    o, m, l, acc = jax.lax.fori_loop(lo, hi, body, (o0, m0, l0, l0))
-    if cfg.variant == "no_store":
-        l = l + acc * 1e-30  # keep the ablated work alive
-    return (o.T if cfg.variant.startswith("pvt") else o), m, l
-
-
-def _load_q(q_ref, row_at, *, group, group_p, head_dim, head_dim_p):
-    row_ok = jnp.arange(group_p) < group
-    col_ok = jnp.arange(head_dim_p) < head_dim
-    return _load(q_ref.at[(*row_at, pl.ds(0, group_p), pl.ds(0, head_dim_p))],
-                 mask=row_ok[:, None] & col_ok[None, :], other=0)
-
-
 def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                   o_ref, m_ref, l_ref, imp_ref, mblk_ref, count_ref, *,
                   scale, group, head_dim, slots, cfg: KernelConfig,
@@ -465,21 +313,91 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     def _zero_combine_counter():
         _store(count_ref, jnp.zeros((1,), jnp.int32))
 
-    load_tile = _tile_loader(k_ref, v_ref, valid_ref, (layer,), (layer,),
-                             first_slot=split * cfg.split_len, slots=slots, head_dim=head_dim,
-                             head_dim_p=head_dim_p, cfg=cfg)
+    block_k = cfg.block_k
     col_ok = jnp.arange(head_dim_p) < head_dim
+    pad_cols = head_dim_p != head_dim
+    pad_slots = cfg.num_splits * cfg.split_len != slots
+    hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
     cols = pl.ds(0, head_dim_p)
+
+    def load_tile(i):
+        """K, V tiles ``[block_k, head_dim_p]`` and slot validity ``[block_k]`` of tile ``i``."""
+        tile = pl.ds(i * block_k, block_k)
+        if pad_slots:
+            in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
+            kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
+            ok = _load(valid_ref.at[layer, tile], mask=in_range, other=False)
+        else:
+            kv_mask = col_ok[None, :] if pad_cols else None
+            ok = _load(valid_ref.at[layer, tile])
+        if kv_mask is None:
+            k = _load(k_ref.at[layer, tile, cols], **hint)
+            v = _load(v_ref.at[layer, tile, cols], **hint)
+        else:
+            kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
+            k = _load(k_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
+            v = _load(v_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
+        return k, v, ok
+
     if cfg.variant == "fma":
         _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, scale=scale,
                   group=group, head_dim_p=head_dim_p, col_ok=col_ok, cfg=cfg, final_out=final_out)
         return
 
-    row_ok = jnp.arange(group_p) < group
-    q = _load_q(q_ref, (), group=group, group_p=group_p, head_dim=head_dim, head_dim_p=head_dim_p)
-    o, m, l = _dot_tiles(q, load_tile, imp_ref, mblk_ref, 0, cfg.blocks_per_split,
-                         scale=scale, group=group, cfg=cfg, group_p=group_p,
-                         head_dim_p=head_dim_p, precision=precision)
+    row_ok = jnp.arange(group_p) < group  # real query heads of the group
+    q = _load(q_ref.at[pl.ds(0, group_p), cols], mask=row_ok[:, None] & col_ok[None, :], other=0)
+
+    def body(i, carry):
+        o, m, l, acc = carry
+        k, v, ok = load_tile(i)
+        logits = jax.lax.dot_general(
+            q, k, (((1,), (1,)), ((), ())), precision=precision,
+            preferred_element_type=jnp.float32) * scale  # [group_p, block_k]
+        logits = jnp.where(ok[None, :], logits, _MASK_VALUE)
+        m_new = jnp.maximum(m, jnp.max(logits, axis=1))
+        rescale = jnp.exp(m - m_new)
+        e = jnp.where(ok[None, :], jnp.exp(logits - m_new[:, None]), 0.0)
+        l = rescale * l + jnp.sum(e, axis=1)
+        if pv_transposed:  # o^T += v^T e^T: V as the dot's A operand (registers)
+            o = rescale[None, :] * o + jax.lax.dot_general(
+                v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
+                preferred_element_type=jnp.float32)
+        else:
+            o = rescale[:, None] * o + jax.lax.dot_general(
+                e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
+                preferred_element_type=jnp.float32)
+
+        # Importance numerator for this tile, relative to m_new (stored too).
+        variant = cfg.variant
+        if variant.endswith("attn_only"):
+            return o, m_new, l, acc
+        if variant.endswith("no_vl1"):
+            v_l1 = jnp.ones((block_k,), jnp.float32)
+        elif variant.endswith("reload"):
+            tile = pl.ds(i * block_k, block_k)
+            v2 = _load(v_ref.at[layer, tile, cols],
+                       mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
+            v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
+        else:
+            v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
+        if variant == "no_store":
+            return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
+        tile = pl.ds(i * block_k, block_k)
+        _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
+               mask=row_ok[:, None])
+        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
+        return o, m_new, l, acc
+
+    pv_transposed = cfg.variant.startswith("pvt")
+    o0 = jnp.zeros((head_dim_p, group_p) if pv_transposed else (group_p, head_dim_p), jnp.float32)
+    m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
+    l0 = jnp.zeros((group_p,), jnp.float32)
+    o, m, l, acc = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0))
+    if cfg.variant == "no_store":
+        l = l + acc * 1e-30  # keep the ablated work alive
+    if pv_transposed:
+        o = o.T
+
     if final_out:  # one split: m and l are the row's, so normalise here (the XLA contract's guard)
         o = (o * (1.0 / jnp.maximum(l, 1e-30))[:, None]).astype(o_ref.dtype)
     _store(o_ref.at[pl.ds(0, group_p), cols], o, mask=row_ok[:, None] & col_ok[None, :])
@@ -527,90 +445,6 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
         _store(o_ref.at[rows[g], cols], o, mask=col_ok)
         _store(m_ref.at[pl.ds(g, 1)], jnp.full((1,), m, f32))
         _store(l_ref.at[pl.ds(g, 1)], jnp.full((1,), l, f32))
-
-
-def _balanced_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
-                     o_ref, m_ref, l_ref, imp_ref, mblk_ref, count_ref, *,
-                     scale, group, head_dim, slots, kv_heads, cfg: KernelConfig, group_p,
-                     head_dim_p, precision, tiles_per_program, total_tiles):
-    """One program of the balanced (stream-K) schedule: tiles ``[p W, (p + 1) W)``.
-
-    The ``batch * kv_heads`` rows of ``T = cfg.blocks_per_split`` tiles each are
-    laid end to end and cut into programs of ``W = tiles_per_program`` tiles,
-    so that every program streams the same bytes and the launch fills whole
-    waves whatever the row count.  One loop of ``W`` steps (a static trip
-    count, which keeps Triton's software pipeline as in the rows kernel; the
-    last program's steps past ``total_tiles`` are masked) walks the range; a
-    step's row and tile come from its global tile number.  Where a row ends,
-    or the range does, the row's piece ``j = p - (r T) // W`` is written
-    (unnormalised output, max and sum; the combine merges pieces like
-    splits, as many as the row spans programs: ``triton_combine``'s
-    ``pieces``) and the running state restarts.  All refs are whole arrays
-    (``k_ref``/``v_ref`` ``[layers, batch, kv_heads, slots, head_dim]``,
-    outputs as in ``_split_partials`` with ``splits = max_pieces``).
-    """
-    p = pl.program_id(0)
-    layer = layer_ref[0]
-    per_row = cfg.blocks_per_split
-    row_ok = jnp.arange(group_p) < group
-    col_ok = jnp.arange(head_dim_p) < head_dim
-    heads, cols = pl.ds(0, group_p), pl.ds(0, head_dim_p)
-    transposed = cfg.variant.startswith("pvt")
-
-    ablate = _BALANCED_ABLATION
-
-    def write_piece(b, h, r, i, o, m, l):
-        j = p - (r * per_row) // tiles_per_program
-        o = o.T if transposed else o
-        if ablate in ("o_at_end", "no_flush"):
-            if ablate == "no_flush":
-                return
-            o = None
-        if o is not None:
-            _store(o_ref.at[b, h, heads, j, cols], o, mask=row_ok[:, None] & col_ok[None, :])
-        _store(m_ref.at[b, h, heads, j], m, mask=row_ok)
-        _store(l_ref.at[b, h, heads, j], l, mask=row_ok)
-
-    def body(step, carry):
-        o, m, l = carry
-        t = p * tiles_per_program + step
-        live = t < total_tiles
-        t = jnp.minimum(t, total_tiles - 1)  # a masked step past the end reads the last tile
-        r, i = t // per_row, t % per_row
-        b, h = r // kv_heads, r % kv_heads
-        load_tile = _tile_loader(k_ref, v_ref, valid_ref, (layer, b, h), (layer, b),
-                                 first_slot=0, slots=slots, head_dim=head_dim,
-                                 head_dim_p=head_dim_p, cfg=cfg)
-        k, v, ok = load_tile(i)
-        # q changes with the row: loaded with every tile (4 KB next to 32 KB of K/V, from L2).
-        q = q_once if ablate == "q_once" else _load_q(
-            q_ref, (b, h), group=group, group_p=group_p, head_dim=head_dim, head_dim_p=head_dim_p)
-        o, m, l, part = _tile_update(q, k, v, ok & live, o, m, l, scale=scale, cfg=cfg,
-                                     precision=precision)
-        if part is not None:
-            _store_tile_partials(imp_ref, mblk_ref, (b, h), i, part, m, block_k=cfg.block_k,
-                                 mask=row_ok & live)
-
-        @pl.when(live & (i == 0))
-        def _zero_combine_counter():
-            _store(count_ref.at[b, h, pl.ds(0, 1)], jnp.zeros((1,), jnp.int32))
-
-        row_end = i == per_row - 1
-        pl.when(live & (row_end | (step == tiles_per_program - 1)))(
-            lambda: write_piece(b, h, r, i, o, m, l))
-        o0, m0, l0 = _init_carry(cfg, group_p, head_dim_p)
-        return (jnp.where(row_end, o0, o), jnp.where(row_end, m0, m), jnp.where(row_end, l0, l))
-
-    r0 = jnp.minimum(p * tiles_per_program, total_tiles - 1) // per_row
-    q_once = _load_q(q_ref, (r0 // kv_heads, r0 % kv_heads), group=group, group_p=group_p,
-                     head_dim=head_dim, head_dim_p=head_dim_p)
-    o, m, l = jax.lax.fori_loop(0, tiles_per_program, body, _init_carry(cfg, group_p, head_dim_p))
-    if ablate in ("o_at_end", "no_flush"):  # benchmark-only: keep the work alive, wrong output
-        b0, h0 = r0 // kv_heads, r0 % kv_heads
-        _store(o_ref.at[b0, h0, heads, 0, cols], o.T if transposed else o,
-               mask=row_ok[:, None] & col_ok[None, :])
-        _store(m_ref.at[b0, h0, heads, 0], m, mask=row_ok)
-        _store(l_ref.at[b0, h0, heads, 0], l, mask=row_ok)
 
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
@@ -678,10 +512,6 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         pl.BlockSpec((None, None, 1), lambda b, h, s: (b, h, 0)),
     ]
     qg = q.reshape(batch, kv_heads, group, head_dim)
-    if cfg.balanced_programs is not None:
-        return _balanced_partials(layer, qg, k, v, valid, scale=scale, cfg=cfg,
-                                  interpret=interpret, out_shape=out_shape[1:],
-                                  group_p=group_p, head_dim_p=head_dim_p, precision=precision)
     return pl.pallas_call(
         kernel,
         grid=(batch, kv_heads, ns),
@@ -692,50 +522,6 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
                                                 num_stages=cfg.num_stages),
         interpret=interpret,
         name="longflow_decode_split",
-    )(layer, qg, k, v, valid)
-
-
-def balanced_launch(rows: int, tiles_per_row: int, programs: int) -> tuple[int, int, int]:
-    """``(tiles per program W, programs launched, max pieces per row)`` of the balanced schedule.
-
-    ``rows * tiles_per_row`` tiles in programs of ``W = ceil(tiles / programs)``
-    tiles (the last one may be shorter); row ``r``'s tiles ``[r T, (r + 1) T)``
-    fall into programs ``r T // W .. ((r + 1) T - 1) // W``, one piece each.
-    """
-    total = rows * tiles_per_row
-    per = -(-total // min(programs, total))
-    launched = -(-total // per)
-    # The piece pattern repeats after W / gcd(T, W) rows.
-    period = per // math.gcd(tiles_per_row, per)
-    max_pieces = max(((r + 1) * tiles_per_row - 1) // per - (r * tiles_per_row) // per + 1
-                     for r in range(min(rows, period)))
-    return per, launched, max_pieces
-
-
-def _balanced_partials(layer, qg, k, v, valid, *, scale, cfg: KernelConfig, interpret,
-                       out_shape, group_p, head_dim_p, precision):
-    """``_split_partials`` for the balanced schedule: per-piece outputs ``[..., pieces, head_dim]``."""
-    batch, kv_heads, group, head_dim = qg.shape
-    slots = k.shape[3]
-    per, launched, max_pieces = balanced_launch(batch * kv_heads, cfg.blocks_per_split,
-                                                cfg.balanced_programs)
-    f32 = jnp.float32
-    m_shape = jax.ShapeDtypeStruct((batch, kv_heads, group, max_pieces), f32)
-    out_shape = [jax.ShapeDtypeStruct((batch, kv_heads, group, max_pieces, head_dim), f32),
-                 m_shape, m_shape, *out_shape[2:]]
-    kernel = functools.partial(
-        _balanced_kernel, scale=float(scale), group=group, head_dim=head_dim, slots=slots,
-        kv_heads=kv_heads, cfg=cfg, group_p=group_p, head_dim_p=head_dim_p,
-        precision=precision, tiles_per_program=per,
-        total_tiles=batch * kv_heads * cfg.blocks_per_split)
-    return pl.pallas_call(
-        kernel,
-        grid=(launched,),  # no BlockSpecs: every ref is the whole array
-        out_shape=out_shape,
-        compiler_params=pltriton.CompilerParams(num_warps=cfg.num_warps,
-                                                num_stages=cfg.num_stages),
-        interpret=interpret,
-        name="longflow_decode_balanced",
     )(layer, qg, k, v, valid)
 
 
@@ -806,12 +592,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile, counter = _split_partials(
         q, k, v, valid, layer, scale=scale, cfg=config, interpret=interpret)
-    pieces = None
-    if config.balanced_programs is not None:
-        per_program, _, _ = balanced_launch(batch * kv_heads, config.blocks_per_split,
-                                            config.balanced_programs)
-        pieces = (config.blocks_per_split, per_program)
     return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret,
-                            target_programs=config.combine_programs, pieces=pieces)
+                            target_programs=config.combine_programs)
