@@ -6,6 +6,9 @@ its latency can show after the copies land; ``prefetch_valid`` loads tile i + 1'
 validity at the top of tile i (through the loop carry; 126 instead of 128 registers
 offline).  Prediction: up to ~5% off the split kernel if that latency shows, else a tie.
 
+Ran once, at commit f0fb82f (kernel of 3604bb2) (log: benchmarks/run55_log.txt); it does not run on later trees:
+``prefetch_valid`` was removed after this run (benchmarks/NOTES.md).
+
 Usage (GPU machine): PYTHONPATH=. python benchmarks/run55.py --out $OUT
 """
 

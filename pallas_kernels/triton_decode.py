@@ -134,10 +134,6 @@ class KernelConfig:
     # Combine programs resident at once, the round size of the model that cuts
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
-    # Dot bodies: load tile i + 1's slot validity during tile i (a software
-    # pipeline through the loop carry) instead of at the top of tile i, where
-    # Triton issues that small load after the K/V copy wait.
-    prefetch_valid: bool = False
 
     @property
     def split_len(self) -> int:
@@ -149,8 +145,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None, kv_eviction: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
-                combine_programs: int | None = None,
-                prefetch_valid: bool | None = None) -> KernelConfig:
+                combine_programs: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -220,7 +215,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
-        prefetch_valid=bool(prefetch_valid),
     )
 
 
@@ -326,28 +320,16 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
     cols = pl.ds(0, head_dim_p)
 
-    def load_valid(i, past_end_possible=False):
-        """Slot validity ``[block_k]`` of tile ``i`` (False past the slots, or past the
-        split's last tile when ``past_end_possible``: the prefetch of tile ``i + 1``)."""
-        tile = pl.ds(i * block_k, block_k)
-        if not (pad_slots or past_end_possible):
-            return _load(valid_ref.at[layer, tile])
-        in_range = jnp.full((block_k,), True)
-        if pad_slots:
-            in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
-        if past_end_possible:
-            in_range = in_range & (i < cfg.blocks_per_split)
-        return _load(valid_ref.at[layer, tile], mask=in_range, other=False)
-
-    def load_tile(i, with_valid=True):
+    def load_tile(i):
         """K, V tiles ``[block_k, head_dim_p]`` and slot validity ``[block_k]`` of tile ``i``."""
         tile = pl.ds(i * block_k, block_k)
-        ok = load_valid(i) if with_valid else None
         if pad_slots:
             in_range = split * cfg.split_len + i * block_k + jnp.arange(block_k) < slots
             kv_mask = in_range[:, None] & col_ok[None, :] if pad_cols else in_range[:, None]
+            ok = _load(valid_ref.at[layer, tile], mask=in_range, other=False)
         else:
             kv_mask = col_ok[None, :] if pad_cols else None
+            ok = _load(valid_ref.at[layer, tile])
         if kv_mask is None:
             k = _load(k_ref.at[layer, tile, cols], **hint)
             v = _load(v_ref.at[layer, tile, cols], **hint)
@@ -366,13 +348,8 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     q = _load(q_ref.at[pl.ds(0, group_p), cols], mask=row_ok[:, None] & col_ok[None, :], other=0)
 
     def body(i, carry):
-        o, m, l, acc, ok = carry
-        if cfg.prefetch_valid:  # this tile's validity came with the carry; fetch the next one's
-            k, v, _ = load_tile(i, with_valid=False)
-            ok_next = load_valid(i + 1, past_end_possible=True)
-        else:
-            k, v, ok = load_tile(i)
-            ok_next = ok
+        o, m, l, acc = carry
+        k, v, ok = load_tile(i)
         logits = jax.lax.dot_general(
             q, k, (((1,), (1,)), ((), ())), precision=precision,
             preferred_element_type=jnp.float32) * scale  # [group_p, block_k]
@@ -393,7 +370,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         # Importance numerator for this tile, relative to m_new (stored too).
         variant = cfg.variant
         if variant.endswith("attn_only"):
-            return o, m_new, l, acc, ok_next
+            return o, m_new, l, acc
         if variant.endswith("no_vl1"):
             v_l1 = jnp.ones((block_k,), jnp.float32)
         elif variant.endswith("reload"):
@@ -404,19 +381,18 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         else:
             v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
         if variant == "no_store":
-            return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1), ok_next
+            return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
         tile = pl.ds(i * block_k, block_k)
         _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
                mask=row_ok[:, None])
         _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
-        return o, m_new, l, acc, ok_next
+        return o, m_new, l, acc
 
     pv_transposed = cfg.variant.startswith("pvt")
     o0 = jnp.zeros((head_dim_p, group_p) if pv_transposed else (group_p, head_dim_p), jnp.float32)
     m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
     l0 = jnp.zeros((group_p,), jnp.float32)
-    ok0 = load_valid(0) if cfg.prefetch_valid else jnp.zeros((block_k,), jnp.bool_)
-    o, m, l, acc, _ = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0, ok0))
+    o, m, l, acc = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0))
     if cfg.variant == "no_store":
         l = l + acc * 1e-30  # keep the ablated work alive
     if pv_transposed:
