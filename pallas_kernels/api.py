@@ -14,6 +14,8 @@ import warnings
 
 import jax
 import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import batching, mlir
 
 from pallas_kernels import triton_decode
 from pallas_kernels._validation import _Tracer, validate_decode_args
@@ -55,6 +57,33 @@ def _check_eager_backend(impl: str) -> None:
         raise ValueError(f"impl={impl!r} runs on {what}; this backend is "
                          f"{jax.default_backend()!r}: use impl='auto' or 'xla', or "
                          f"interpret=True to run the kernel in Pallas' interpreter")
+
+
+# Lowering platforms each explicit kernel impl can be compiled for.
+_KERNEL_PLATFORMS = {"triton": ("cuda", "rocm"), "mosaic": ("tpu",)}
+
+# Identity on its operand; its lowering checks the platform the enclosing jit is
+# lowered for.  Under ``jit`` that platform is only known there (``jax.export``
+# may lower a CPU-traced call for CUDA or TPU), and without this check a wrong
+# one surfaced as Pallas' own "Only interpret mode is supported on CPU backend".
+_require_platform_p = Primitive("longflow_require_kernel_platform")
+_require_platform_p.def_impl(lambda x, *, impl: x)
+_require_platform_p.def_abstract_eval(lambda x, *, impl: x)
+batching.primitive_batchers[_require_platform_p] = (
+    lambda args, dims, *, impl: (_require_platform_p.bind(*args, impl=impl), dims[0]))
+
+
+def _require_platform_lowering(ctx, x, *, impl):
+    platforms = tuple(ctx.module_context.platforms)
+    wrong = [p for p in platforms if p not in _KERNEL_PLATFORMS[impl]]
+    if wrong:
+        raise ValueError(f"impl={impl!r} runs on {_KERNEL_BACKENDS[impl][1]}, but this function "
+                         f"is being compiled for {wrong[0]!r}: use impl='auto' or 'xla', or "
+                         f"interpret=True to run the kernel in Pallas' interpreter")
+    return [x]
+
+
+mlir.register_lowering(_require_platform_p, _require_platform_lowering)
 
 
 def _triton_unsupported_reason(q, k) -> str | None:
@@ -117,9 +146,9 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         dtype/head_dim/group the kernel does not support (the message names
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
-        Also an eager (not jitted) call with ``impl="triton"``/``"mosaic"``
-        on a backend other than the kernel's, without ``interpret=True``
-        (under ``jit`` that is Pallas' lowering error instead).
+        Also a call with ``impl="triton"``/``"mosaic"`` without
+        ``interpret=True`` on a backend other than the kernel's: at once when
+        eager, when the enclosing function is compiled (lowered) under ``jit``.
       TypeError: ``per_kv_head``, ``return_importance`` or ``interpret`` not a bool.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
@@ -154,6 +183,8 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
             raise ValueError(reason)
         if eager:
             _check_eager_backend(impl)
+        if not interpret:
+            q = _require_platform_p.bind(q, impl=impl)
         result = run_triton(q, k, v, valid)
     elif impl == "mosaic":
         if mosaic is None:
@@ -162,6 +193,8 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         if eager:
             jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
             _check_eager_backend(impl)
+        if not interpret:
+            q = _require_platform_p.bind(q, impl=impl)
         result = run_mosaic(q, k, v, valid)
     else:  # auto
         cuda_branch = run_triton

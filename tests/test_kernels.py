@@ -519,6 +519,20 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
         longflow_decode_attention(q, k, v, valid, scale=0.1, impl=impl)
 
 
+@pytest.mark.parametrize("impl,platform", [("triton", "a CUDA GPU"), ("mosaic", "a TPU")])
+def test_jitted_kernel_call_on_the_wrong_backend_says_so(impl, platform):
+    """Under jit the platform is known only when compiling: the same clear error then, naming
+    impl and the platform being compiled for (not Pallas' "Only interpret mode ...")."""
+    if impl == "mosaic" and not HAVE_MOSAIC:
+        pytest.skip("no Mosaic kernel in this checkout")
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
+    step = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl=impl))
+    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this function "
+                                         f"is being compiled for 'cpu'.*interpret=True"):
+        step(q, k, v, valid)
+
+
 @pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
     ("bfloat16", (8, 2), "random", False), ("bfloat16", (9, 3), "single", True),
     ("float32", (8, 2), "left_pad", True), ("float32", (4, 1), "single", False),
