@@ -190,20 +190,40 @@ def _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *,
 
 def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: SamplingParams, *,
                  cfg: ModelConfig, stop_ids: Sequence[int] = (), attn_impl: str = "auto"):
-    """Run ``forced.shape[1]`` decode steps inside jit (``stop_ids`` checked, then one jitted call).
+    """Run ``forced.shape[1]`` decode steps in one jitted ``lax.scan`` (arguments checked first).
 
-    Args and returns as :func:`_decode_chunk`; ``stop_ids`` may be any
-    sequence of ints in ``[0, vocab_size)`` (it becomes a static tuple).
-    ``decode_chunk.lower`` / ``.trace`` / ``.eval_shape`` work as on a
-    ``jax.jit`` function.
+    Each step samples (or takes the forced token), appends it, and runs
+    :func:`decode_step` (attention over the KV buffer, LongFlow importance,
+    eviction, scatter).  ``decode_chunk.lower`` / ``.trace`` / ``.eval_shape``
+    work as on a ``jax.jit`` function.
+
+    Args:
+      params: parameter pytree (``load_model`` / ``init_params``).
+      state: :class:`DecodeState` from :func:`start` or a previous chunk
+        (donated: do not reuse the argument).
+      forced: ``[batch, chunk]`` integer tokens to emit instead of sampling
+        (teacher forcing); any negative value = sample.  Forced ids are not
+        range checked here (they are traced); :func:`generate` and
+        :func:`score_continuation` check them.
+      sampling: :class:`SamplingParams`.
+      cfg: :class:`ModelConfig` (static: a new value compiles again).
+      stop_ids: any sequence of ints in ``[0, vocab_size)`` that end a row
+        (a static tuple).
+      attn_impl: ``"auto"``, ``"xla"``, ``"triton"`` or ``"mosaic"`` (static).
+
+    Returns:
+      state: the new :class:`DecodeState`.
+      tokens: ``[batch, chunk]`` int32 emitted tokens, ``-1`` after a row finished.
+      logprobs: ``[batch, chunk]`` float32 log-probability of each emitted token
+        under the model (0 where not emitted).
 
     Raises:
       TypeError: ``params`` not a parameter dict, ``state`` not a DecodeState,
         ``sampling`` not a SamplingParams, ``cfg`` not a ModelConfig,
         ``stop_ids`` not integers.
       ValueError: ``stop_ids`` outside the vocabulary, concrete ``sampling``
-        values outside their ranges (see :meth:`SamplingParams.create`); as
-        :func:`_decode_chunk` otherwise.
+        values outside their ranges (see :meth:`SamplingParams.create`),
+        ``forced`` not an integer ``[batch, steps]`` array.
     """
     stop_ids = _check_chunk_args(params, state, sampling, cfg, stop_ids)
     return _decode_chunk(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids,
@@ -232,27 +252,7 @@ def _with_checked_args(stage):
 @functools.partial(jax.jit, static_argnames=("cfg", "stop_ids", "attn_impl"), donate_argnames=("state",))
 def _decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: SamplingParams, *,
                   cfg: ModelConfig, stop_ids: tuple[int, ...] = (), attn_impl: str = "auto"):
-    """Run ``forced.shape[1]`` decode steps inside jit.
-
-    Args:
-      params: parameter pytree.
-      state: :class:`DecodeState` (donated: do not reuse the argument).
-      forced: ``[batch, chunk]`` int32 tokens to emit instead of sampling
-        (teacher forcing); any negative value = sample.  Ids are not range
-        checked here (they are traced); :func:`generate` and
-        :func:`score_continuation` check them.
-      sampling: :class:`SamplingParams`.
-      cfg, stop_ids, attn_impl: static.
-
-    Raises:
-      ValueError: (at trace time) ``forced`` not an integer ``[batch, steps]`` array.
-
-    Returns:
-      state: the new state.
-      tokens: ``[batch, chunk]`` int32 emitted tokens, ``-1`` after a row finished.
-      logprobs: ``[batch, chunk]`` float32 log-probability of each emitted token
-        under the model (0 where not emitted).
-    """
+    """The jitted body of :func:`decode_chunk` (same arguments; ``stop_ids`` a tuple)."""
     batch = state.done.shape[0]
     if getattr(forced, "ndim", None) != 2 or forced.shape[0] != batch or not jnp.issubdtype(
             forced.dtype, jnp.integer):

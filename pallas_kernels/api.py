@@ -77,8 +77,8 @@ def _require_platform_lowering(ctx, x, *, impl):
     platforms = tuple(ctx.module_context.platforms)
     wrong = [p for p in platforms if p not in _KERNEL_PLATFORMS[impl]]
     if wrong:
-        raise ValueError(f"impl={impl!r} runs on {_KERNEL_BACKENDS[impl][1]}, but this function "
-                         f"is being compiled for {wrong[0]!r}: use impl='auto' or 'xla', or "
+        raise ValueError(f"impl={impl!r} runs on {_KERNEL_BACKENDS[impl][1]}, but this call is "
+                         f"being compiled for {wrong[0]!r}: use impl='auto' or 'xla', or "
                          f"interpret=True to run the kernel in Pallas' interpreter")
     return [x]
 
@@ -107,7 +107,10 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         invalid slots is ignored; V there must be finite (``p = 0`` there, but
         ``0 * nan``, or an ``inf`` L1 norm of V, would still reach the output
         and the importance).  An empty or evicted slot of the decoder's
-        buffer always holds finite values.
+        buffer always holds finite values.  Values are not checked (they are
+        traced): a non-finite value in q, or in K/V at a valid slot, gives
+        NaN in that sequence's importance and in the output of the heads it
+        reaches, and the sequence's eviction slot is then meaningless.
       scale: positive Python float softmax scale (usually ``head_dim ** -0.5``).
       layer: None (default), or an int32 scalar, possibly traced (e.g. the
         layer counter of a ``lax.scan``).  Then ``k``/``v`` are a decoder's

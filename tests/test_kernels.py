@@ -528,8 +528,8 @@ def test_jitted_kernel_call_on_the_wrong_backend_says_so(impl, platform):
     rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
     step = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl=impl))
-    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this function "
-                                         f"is being compiled for 'cpu'.*interpret=True"):
+    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this call is "
+                                         f"being compiled for 'cpu'.*interpret=True"):
         step(q, k, v, valid)
 
 
