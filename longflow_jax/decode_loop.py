@@ -198,7 +198,7 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
     work as on a ``jax.jit`` function.
 
     Args:
-      params: parameter pytree (``load_model`` / ``init_params``).
+      params: parameter pytree (``load_model(...).params``).
       state: :class:`DecodeState` from :func:`start` or a previous chunk
         (donated: do not reuse the argument).
       forced: ``[batch, chunk]`` integer tokens to emit instead of sampling

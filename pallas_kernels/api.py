@@ -15,7 +15,7 @@ import warnings
 import jax
 import numpy as np
 from jax.extend.core import Primitive
-from jax.interpreters import batching, mlir
+from jax.interpreters import ad, batching, mlir
 
 from pallas_kernels import triton_decode
 from pallas_kernels._validation import _Tracer, validate_decode_args
@@ -60,7 +60,7 @@ def _check_eager_backend(impl: str) -> None:
 
 
 # Lowering platforms each explicit kernel impl can be compiled for.
-_KERNEL_PLATFORMS = {"triton": ("cuda", "rocm"), "mosaic": ("tpu",)}
+_KERNEL_PLATFORMS = {"triton": ("cuda",), "mosaic": ("tpu",)}
 
 # Identity on its operand; its lowering checks the platform the enclosing jit is
 # lowered for.  Under ``jit`` that platform is only known there (``jax.export``
@@ -71,6 +71,8 @@ _require_platform_p.def_impl(lambda x, *, impl: x)
 _require_platform_p.def_abstract_eval(lambda x, *, impl: x)
 batching.primitive_batchers[_require_platform_p] = (
     lambda args, dims, *, impl: (_require_platform_p.bind(*args, impl=impl), dims[0]))
+ad.primitive_jvps[_require_platform_p] = (
+    lambda primals, tangents, *, impl: (_require_platform_p.bind(*primals, impl=impl), tangents[0]))
 
 
 def _require_platform_lowering(ctx, x, *, impl):
@@ -108,9 +110,10 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         ``0 * nan``, or an ``inf`` L1 norm of V, would still reach the output
         and the importance).  An empty or evicted slot of the decoder's
         buffer always holds finite values.  Values are not checked (they are
-        traced): a non-finite value in q, or in K/V at a valid slot, gives
-        NaN in that sequence's importance and in the output of the heads it
-        reaches, and the sequence's eviction slot is then meaningless.
+        traced): a non-finite value in q, or in K/V at a valid slot, can make
+        that sequence's output and importance NaN or inf; its eviction slot is
+        then meaningless, though still in ``[0, slots)`` (a NaN importance
+        ranks first, as in ``jnp.argmin``).
       scale: positive Python float softmax scale (usually ``head_dim ** -0.5``).
       layer: None (default), or an int32 scalar, possibly traced (e.g. the
         layer counter of a ``lax.scan``).  Then ``k``/``v`` are a decoder's

@@ -194,7 +194,10 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
-        key = jnp.where(in_range, jnp.where(ok, imp, -1.0), jnp.inf)
+        # As jnp.argmin in xla.select_eviction_slot: a NaN importance (non-finite inputs)
+        # ranks first, so the slot stays in range.
+        key = jnp.where(in_range, jnp.where(ok, jnp.where(imp == imp, imp, -jnp.inf), -1.0),
+                        jnp.inf)
         # Elementwise running minimum: no cross-thread reduction per step (one at the end).
         # Strict: a lane's earlier steps hold its lower slots.
         better = key < lane_key

@@ -519,18 +519,41 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
         longflow_decode_attention(q, k, v, valid, scale=0.1, impl=impl)
 
 
-@pytest.mark.parametrize("impl,platform", [("triton", "a CUDA GPU"), ("mosaic", "a TPU")])
-def test_jitted_kernel_call_on_the_wrong_backend_says_so(impl, platform):
+@pytest.mark.parametrize("impl,platform,home", [("triton", "a CUDA GPU", "cuda"),
+                                                ("mosaic", "a TPU", "tpu")])
+def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home):
     """Under jit the platform is known only when compiling: the same clear error then, naming
-    impl and the platform being compiled for (not Pallas' "Only interpret mode ...")."""
+    impl and the platform being compiled for (not Pallas' "Only interpret mode ..."); lowering
+    for the kernel's own platform still works (jax.export's path)."""
     if impl == "mosaic" and not HAVE_MOSAIC:
         pytest.skip("no Mosaic kernel in this checkout")
     rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
-    step = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl=impl))
-    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this call is "
-                                         f"being compiled for 'cpu'.*interpret=True"):
-        step(q, k, v, valid)
+    traced = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl=impl)).trace(
+        q, k, v, valid)
+    for wrong in ("cpu", "tpu" if impl == "triton" else "cuda"):
+        with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this call "
+                                             f"is being compiled for '{wrong}'.*interpret=True"):
+            traced.lower(lowering_platforms=(wrong,))
+    assert "tpu_custom_call" in traced.lower(lowering_platforms=(home,)).as_text() or home == "cuda"
+    if home == "cuda":
+        assert "__gpu$xla.gpu.triton" in traced.lower(lowering_platforms=(home,)).as_text()
+
+
+def test_nan_importance_keeps_the_eviction_slot_in_range():
+    """A NaN in q makes the importance NaN (garbage in); the slot must still index the buffer:
+    as jnp.argmin in the XLA path, the first NaN (here the first valid) slot, on every impl."""
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 300, "random", "float32")
+    valid = valid.at[0, :5].set(False).at[0, 5].set(True)  # row 0: first valid slot is 5
+    q = q.at[0, 3, 5].set(jnp.nan)
+    for impl in ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []):
+        _, slot, imp = longflow_decode_attention(q, k, v, valid, scale=0.125, impl=impl,
+                                                 return_importance=True,
+                                                 interpret=impl != "xla")
+        assert np.isnan(np.asarray(imp[0])[np.asarray(valid[0])]).all(), impl
+        ref = longflow_attention_reference(q[1:], k[1:], v[1:], np.asarray(valid[1:]), 0.125)
+        assert np.asarray(slot).tolist() == [5, int(ref[1][0])], impl
 
 
 @pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
