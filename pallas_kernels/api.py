@@ -189,7 +189,7 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
             raise ValueError(reason)
         if eager:
             _check_eager_backend(impl)
-        if not interpret:
+        if not (interpret or eager):  # eager calls were checked above
             q = _require_platform_p.bind(q, impl=impl)
         result = run_triton(q, k, v, valid)
     elif impl == "mosaic":
@@ -199,7 +199,7 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         if eager:
             jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
             _check_eager_backend(impl)
-        if not interpret:
+        if not (interpret or eager):  # eager calls were checked above
             q = _require_platform_p.bind(q, impl=impl)
         result = run_mosaic(q, k, v, valid)
     else:  # auto
