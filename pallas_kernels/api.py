@@ -14,11 +14,9 @@ import warnings
 
 import jax
 import numpy as np
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
 
 from pallas_kernels import triton_decode
-from pallas_kernels._validation import _Tracer, validate_decode_args
+from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.xla import longflow_attention_xla
 
 _warned: set[str] = set()
@@ -36,56 +34,6 @@ def _mosaic_module():
         return importlib.import_module("pallas_kernels.mosaic_decode")
     except ImportError:
         return None
-
-
-_KERNEL_BACKENDS = {"triton": ("gpu", "a CUDA GPU"), "mosaic": ("tpu", "a TPU")}
-
-
-def _runs_eagerly(interpret: bool, *args) -> bool:
-    """True for a call that will run now on the default backend (no traced argument)."""
-    return not interpret and not any(isinstance(x, _Tracer) for x in args)
-
-
-def _check_eager_backend(impl: str) -> None:
-    """An eager (non-traced) kernel call runs on the default backend: it must be the kernel's.
-
-    Under ``jit`` the target platform is only known at lowering (``jax.export``
-    may lower a CPU-traced call for CUDA or TPU), so traced calls are not checked.
-    """
-    backend, what = _KERNEL_BACKENDS[impl]
-    if jax.default_backend() != backend:
-        raise ValueError(f"impl={impl!r} runs on {what}; this backend is "
-                         f"{jax.default_backend()!r}: use impl='auto' or 'xla', or "
-                         f"interpret=True to run the kernel in Pallas' interpreter")
-
-
-# Lowering platforms each explicit kernel impl can be compiled for.
-_KERNEL_PLATFORMS = {"triton": ("cuda",), "mosaic": ("tpu",)}
-
-# Identity on its operand; its lowering checks the platform the enclosing jit is
-# lowered for.  Under ``jit`` that platform is only known there (``jax.export``
-# may lower a CPU-traced call for CUDA or TPU), and without this check a wrong
-# one surfaced as Pallas' own "Only interpret mode is supported on CPU backend".
-_require_platform_p = Primitive("longflow_require_kernel_platform")
-_require_platform_p.def_impl(lambda x, *, impl: x)
-_require_platform_p.def_abstract_eval(lambda x, *, impl: x)
-batching.primitive_batchers[_require_platform_p] = (
-    lambda args, dims, *, impl: (_require_platform_p.bind(*args, impl=impl), dims[0]))
-ad.primitive_jvps[_require_platform_p] = (
-    lambda primals, tangents, *, impl: (_require_platform_p.bind(*primals, impl=impl), tangents[0]))
-
-
-def _require_platform_lowering(ctx, x, *, impl):
-    platforms = tuple(ctx.module_context.platforms)
-    wrong = [p for p in platforms if p not in _KERNEL_PLATFORMS[impl]]
-    if wrong:
-        raise ValueError(f"impl={impl!r} runs on {_KERNEL_BACKENDS[impl][1]}, but this call is "
-                         f"being compiled for {wrong[0]!r}: use impl='auto' or 'xla', or "
-                         f"interpret=True to run the kernel in Pallas' interpreter")
-    return [x]
-
-
-mlir.register_lowering(_require_platform_p, _require_platform_lowering)
 
 
 def _triton_unsupported_reason(q, k) -> str | None:
@@ -163,7 +111,6 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     scale = float(scale)
-    eager = _runs_eagerly(interpret, q, k, v, valid, layer)
 
     def run_xla(q, k, v, valid):
         return longflow_attention_xla(q, k, v, valid, scale=scale, layer=layer,
@@ -184,24 +131,12 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
     if impl == "xla":
         result = run_xla(q, k, v, valid)
     elif impl == "triton":
-        reason = _triton_unsupported_reason(q, k)
-        if reason is not None:
-            raise ValueError(reason)
-        if eager:
-            _check_eager_backend(impl)
-        if not (interpret or eager):  # eager calls were checked above
-            q = _require_platform_p.bind(q, impl=impl)
-        result = run_triton(q, k, v, valid)
+        result = run_triton(q, k, v, valid)  # checks support and platform itself
     elif impl == "mosaic":
         if mosaic is None:
             raise ValueError("impl='mosaic' needs pallas_kernels.mosaic_decode, which is not "
                              "available; allowed impls here: 'auto', 'xla', 'triton'")
-        if eager:
-            jax.eval_shape(run_mosaic, q, k, v, valid)  # the kernel's own argument checks first
-            _check_eager_backend(impl)
-        if not (interpret or eager):  # eager calls were checked above
-            q = _require_platform_p.bind(q, impl=impl)
-        result = run_mosaic(q, k, v, valid)
+        result = run_mosaic(q, k, v, valid)  # checks its arguments and platform itself
     else:  # auto
         cuda_branch = run_triton
         reason = _triton_unsupported_reason(q, k)

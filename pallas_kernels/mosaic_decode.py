@@ -37,6 +37,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
+from pallas_kernels._platform import require_kernel_platform
 from pallas_kernels.xla import select_eviction_slot
 
 # Same finite mask value as the XLA path: a row with no valid slot yields
@@ -217,7 +218,9 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
     Raises:
       ValueError: on bad shapes, head_dim, dtypes, or if the per-KV-head
         logits scratch (``ceil8(q_heads / kv_heads) * slots * 4`` bytes) does
-        not fit the VMEM budget.
+        not fit the VMEM budget; without ``interpret``, a backend other than
+        TPU (at once when eager, when the enclosing function is lowered under
+        ``jit``; ``_platform.require_kernel_platform``).
     """
     if layer is None:  # one layer: a free leading axis of size 1
         k, v = k[None], v[None]
@@ -249,6 +252,7 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
     if vmem_bytes > _VMEM_BUDGET_BYTES:
         raise ValueError(f"slots={slots} with a query group of {group} needs ~{vmem_bytes >> 20} MiB "
                          f"of VMEM (budget {_VMEM_BUDGET_BYTES >> 20} MiB); reduce slots")
+    q = require_kernel_platform("mosaic", q, k, v, valid, layer, interpret=interpret)
     vmem_limit = None
     if vmem_bytes > _DEFAULT_SCOPED_VMEM_BYTES // 2:
         vmem_limit = min(_VMEM_BUDGET_BYTES + (8 << 20), 2 * vmem_bytes)

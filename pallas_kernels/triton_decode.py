@@ -69,6 +69,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
+from pallas_kernels._platform import require_kernel_platform
 from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
@@ -572,7 +573,9 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
       ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
         ``longflow_decode_attention``), an unsupported dtype, head_dim or group
         size (``check_supported``), or a ``config`` that is not an exact launch
-        covering ``slots`` (``check_config``).
+        covering ``slots`` (``check_config``); without ``interpret``, a
+        backend other than CUDA (at once when eager, when the enclosing
+        function is lowered under ``jit``; ``_platform.require_kernel_platform``).
       TypeError: ``config`` not a :class:`KernelConfig`.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl="triton", layer=layer)
@@ -588,6 +591,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype,
                              group=q.shape[1] // kv_heads)
     check_config(config, slots)
+    q = require_kernel_platform("triton", q, k, v, valid, layer, interpret=interpret)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
     o_part, m_part, l_part, imp_part, m_tile, counter = _split_partials(

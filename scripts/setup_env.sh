@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) ./.venv and install longflow-jax with the embedded default model.
 #   scripts/setup_env.sh          runtime only (jax, flax, transformers, gguf, ...)
-#   scripts/setup_env.sh test     plus the test-time references (CPU PyTorch, accelerate, pytest)
+#   scripts/setup_env.sh test     plus the test-time references (CPU PyTorch, accelerate, pytest,
+#                                 nbclient + ipykernel to run the notebook)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

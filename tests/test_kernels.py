@@ -508,21 +508,34 @@ def test_unsupported_for_triton_raises_or_falls_back(monkeypatch):
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
 
 
+def _kernel_entry(impl: str, direct: bool):
+    """The public API pinned to ``impl``, or the kernel module's own entry point."""
+    if not direct:
+        return functools.partial(longflow_decode_attention, impl=impl)
+    if impl == "triton":
+        return triton_decode.longflow_attention_triton
+    return importlib.import_module("pallas_kernels.mosaic_decode").longflow_attention_mosaic
+
+
+@pytest.mark.parametrize("direct", [False, True])
 @pytest.mark.parametrize("impl,platform", [("triton", "a CUDA GPU"), ("mosaic", "a TPU")])
-def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform):
-    """Eager impl="triton"/"mosaic" on CPU: a clear error naming impl, not Pallas' lowering error."""
+def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform, direct):
+    """Eager impl="triton"/"mosaic" on CPU (public API or the kernel's own function): a clear
+    error naming impl, not Pallas' lowering error."""
     if impl == "mosaic" and not HAVE_MOSAIC:
         pytest.skip("no Mosaic kernel in this checkout")
     rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
-    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*interpret=True"):
-        longflow_decode_attention(q, k, v, valid, scale=0.1, impl=impl)
+    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*'cpu'.*interpret=True"):
+        _kernel_entry(impl, direct)(q, k, v, valid, scale=0.1)
 
 
 @pytest.mark.parametrize("impl,platform,home,custom_call", [
     ("triton", "a CUDA GPU", "cuda", "__gpu$xla.gpu.triton"),
     ("mosaic", "a TPU", "tpu", "tpu_custom_call")])
-def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, custom_call):
+@pytest.mark.parametrize("direct", [False, True])
+def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, custom_call,
+                                                          direct):
     """Under jit the platform is known only when compiling: the same clear error then, naming
     impl and the platform being compiled for (not Pallas' "Only interpret mode ..."); lowering
     for the kernel's own platform still works (jax.export's path)."""
@@ -530,8 +543,8 @@ def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, 
         pytest.skip("no Mosaic kernel in this checkout")
     rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
-    traced = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl=impl)).trace(
-        q, k, v, valid)
+    entry = _kernel_entry(impl, direct)
+    traced = jax.jit(lambda *a: entry(*a, scale=0.1)).trace(q, k, v, valid)
     for wrong in ("cpu", "tpu" if impl == "triton" else "cuda"):
         with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this call "
                                              f"is being compiled for '{wrong}'.*interpret=True"):
