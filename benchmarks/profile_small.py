@@ -20,9 +20,8 @@ import os
 import statistics
 
 import jax
-import jax.numpy as jnp
 
-from benchmarks.kernel import HEAD_DIM, KV_HEADS, make_sets
+from benchmarks.kernel import HEAD_DIM, make_sets
 from pallas_kernels import triton_decode
 from pallas_kernels.xla import longflow_attention_xla
 
