@@ -11,26 +11,58 @@ CPU-traced function for CUDA or TPU).
 
 from __future__ import annotations
 
-import jax
+import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from pallas_kernels._validation import _Tracer
 
-# impl -> (jax.default_backend() name, lowering platforms, what to call it in messages)
-KERNEL_PLATFORMS = {"triton": ("gpu", ("cuda",), "a CUDA GPU"),
-                    "mosaic": ("tpu", ("tpu",), "a TPU")}
+# impl -> (lowering platforms it compiles for, what to call them in messages)
+KERNEL_PLATFORMS = {"triton": (("cuda",), "a CUDA GPU"), "mosaic": (("tpu",), "a TPU")}
+_HINT = ("use longflow_decode_attention(..., impl='auto' or 'xla'), or interpret=True to run the "
+         "kernel in Pallas' interpreter")
 
 
 def _wrong_platform(impl: str, platform: str, how: str) -> ValueError:
-    return ValueError(f"impl={impl!r} runs on {KERNEL_PLATFORMS[impl][2]}, but this call is {how} "
-                      f"{platform!r}: use impl='auto' or 'xla', or interpret=True to run the "
-                      f"kernel in Pallas' interpreter")
+    return ValueError(f"impl={impl!r} runs on {KERNEL_PLATFORMS[impl][1]}, but this call is {how} "
+                      f"{platform!r}: {_HINT}")
+
+
+def _device_platform(device) -> str:
+    """The lowering platform name of ``device`` ("cpu", "cuda", "rocm", "tpu"), as jit uses it."""
+    client = device.client
+    name = getattr(client, "_raw_platform", None) or client.platform
+    return "cuda" if name == "gpu" else name  # "gpu": an older name for the CUDA client
+
+
+def _check_devices(impl: str, x) -> None:
+    """Eager check: the devices holding the concrete array ``x`` must be the kernel's platform."""
+    for device in x.devices():
+        platform = _device_platform(device)
+        if platform not in KERNEL_PLATFORMS[impl][0]:
+            raise _wrong_platform(impl, platform, "running on")
+
+
+def _check_lowering(impl: str, platforms) -> None:
+    """Lowering check: one platform, the kernel's (Pallas kernels compile for one platform)."""
+    platforms = tuple(platforms)
+    if len(platforms) > 1:
+        raise ValueError(f"impl={impl!r} is a Pallas kernel, which compiles for one platform at "
+                         f"a time, but this function is being lowered for {platforms} together "
+                         f"(e.g. jax.export with several platforms): export once per platform, "
+                         f"or use longflow_decode_attention(..., impl='xla')")
+    if platforms[0] not in KERNEL_PLATFORMS[impl][0]:
+        raise _wrong_platform(impl, platforms[0], "being compiled for")
+
+
+def _require_platform_impl(x, *, impl):
+    _check_devices(impl, x)  # reached by eager transformations (e.g. vmap without jit)
+    return x
 
 
 # Identity on its operand; its lowering checks the platforms being compiled for.
 _require_platform_p = Primitive("longflow_require_kernel_platform")
-_require_platform_p.def_impl(lambda x, *, impl: x)
+_require_platform_p.def_impl(_require_platform_impl)
 _require_platform_p.def_abstract_eval(lambda x, *, impl: x)
 batching.primitive_batchers[_require_platform_p] = (
     lambda args, dims, *, impl: (_require_platform_p.bind(*args, impl=impl), dims[0]))
@@ -39,10 +71,7 @@ ad.primitive_jvps[_require_platform_p] = (
 
 
 def _require_platform_lowering(ctx, x, *, impl):
-    allowed = KERNEL_PLATFORMS[impl][1]
-    for platform in ctx.module_context.platforms:
-        if platform not in allowed:
-            raise _wrong_platform(impl, platform, "being compiled for")
+    _check_lowering(impl, ctx.module_context.platforms)
     return [x]
 
 
@@ -50,25 +79,26 @@ mlir.register_lowering(_require_platform_p, _require_platform_lowering)
 
 
 def require_kernel_platform(impl: str, q, *others, interpret=False):
-    """Returns ``q`` unchanged after checking that kernel ``impl`` can run where it will.
+    """Returns ``q`` (as a jax.Array) after checking that kernel ``impl`` can run where it will.
 
     Args:
       impl: ``"triton"`` or ``"mosaic"``.
-      q: the kernel's query array (any shape); under ``jit`` it is tagged
-        with an identity primitive whose lowering performs the check.
+      q: the kernel's query array (any shape); under a transformation it is
+        tagged with an identity primitive that performs the check when it is
+        lowered (``jit``, ``jax.export``) or evaluated (eager ``vmap``).
       *others: the call's other array arguments; if any is traced, so is the call.
       interpret: a truthy value (Pallas interpret mode runs anywhere) skips the check.
 
     Raises:
-      ValueError: an eager call (no traced argument) when ``jax.default_backend()``
-        is not the kernel's, naming ``impl`` and the backend; under ``jit``, the
-        same error when the function is lowered for another platform.
+      ValueError: naming ``impl`` and the platform, when the call runs eagerly
+        on devices of another platform (checked at once, from the devices
+        holding ``q``), or when the enclosing function is lowered for another
+        platform or for several platforms together.
     """
     if interpret:
         return q
     if any(isinstance(x, _Tracer) for x in (q, *others)):
         return _require_platform_p.bind(q, impl=impl)
-    backend = jax.default_backend()
-    if backend != KERNEL_PLATFORMS[impl][0]:
-        raise _wrong_platform(impl, backend, "running on backend")
+    q = jnp.asarray(q)  # NumPy input: placed as the kernel call would place it
+    _check_devices(impl, q)
     return q

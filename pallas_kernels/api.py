@@ -100,10 +100,17 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         dtype/head_dim/group the kernel does not support (the message names
         the argument and the allowed values).  With ``impl="auto"`` such
         problems fall back to XLA instead, with a one-time RuntimeWarning.
-        Also a call with ``impl="triton"``/``"mosaic"`` without
-        ``interpret=True`` on a backend other than the kernel's: at once when
-        eager, when the enclosing function is compiled (lowered) under ``jit``.
+        Not at trace time: a call with ``impl="triton"``/``"mosaic"`` without
+        ``interpret=True`` on a platform other than the kernel's raises at once
+        when eager (from the devices holding ``q``; also under an eager
+        ``vmap``), and when the enclosing function is lowered (``jit``,
+        ``jax.export``) for another platform; a function with a Pallas kernel
+        (any impl but "xla") cannot be lowered for several platforms at once:
+        export it once per platform.
       TypeError: ``per_kv_head``, ``return_importance`` or ``interpret`` not a bool.
+
+    Not differentiable except with ``impl="xla"``: the Pallas kernels define no JVP
+    (a decode-time op; nothing here trains through it).
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
     for name, flag in (("per_kv_head", per_kv_head), ("return_importance", return_importance),

@@ -218,7 +218,7 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
     Raises:
       ValueError: on bad shapes, head_dim, dtypes, or if the per-KV-head
         logits scratch (``ceil8(q_heads / kv_heads) * slots * 4`` bytes) does
-        not fit the VMEM budget; without ``interpret``, a backend other than
+        not fit the VMEM budget; without ``interpret``, a platform other than
         TPU (at once when eager, when the enclosing function is lowered under
         ``jit``; ``_platform.require_kernel_platform``).
     """

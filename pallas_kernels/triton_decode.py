@@ -574,7 +574,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         ``longflow_decode_attention``), an unsupported dtype, head_dim or group
         size (``check_supported``), or a ``config`` that is not an exact launch
         covering ``slots`` (``check_config``); without ``interpret``, a
-        backend other than CUDA (at once when eager, when the enclosing
+        platform other than CUDA (at once when eager, when the enclosing
         function is lowered under ``jit``; ``_platform.require_kernel_platform``).
       TypeError: ``config`` not a :class:`KernelConfig`.
     """

@@ -526,8 +526,12 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform, direct):
         pytest.skip("no Mosaic kernel in this checkout")
     rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
+    entry = _kernel_entry(impl, direct)
     with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*'cpu'.*interpret=True"):
-        _kernel_entry(impl, direct)(q, k, v, valid, scale=0.1)
+        entry(q, k, v, valid, scale=0.1)
+    # vmap without jit evaluates the check eagerly too (not Pallas' lowering error)
+    with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*'cpu'.*interpret=True"):
+        jax.vmap(lambda q: entry(q, k, v, valid, scale=0.1))(q[None])
 
 
 @pytest.mark.parametrize("impl,platform,home,custom_call", [
@@ -549,7 +553,21 @@ def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, 
         with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}, but this call "
                                              f"is being compiled for '{wrong}'.*interpret=True"):
             traced.lower(lowering_platforms=(wrong,))
+    with pytest.raises(ValueError, match="one platform at a time.*export once per platform"):
+        traced.lower(lowering_platforms=("cpu", home))
     assert custom_call in traced.lower(lowering_platforms=(home,)).as_text()
+
+
+def test_auto_lowered_for_several_platforms_says_export_once_per_platform():
+    """impl="auto" holds both kernels behind platform_dependent; jax lowers the branches with
+    all the module's platforms, which a Pallas kernel cannot do: say so (not "use impl='auto'")."""
+    rng = np.random.default_rng()
+    q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
+    traced = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1)).trace(q, k, v, valid)
+    with pytest.raises(ValueError, match="one platform at a time.*export once per platform"):
+        traced.lower(lowering_platforms=("cpu", "cuda"))
+    xla = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1, impl="xla"))
+    xla.trace(q, k, v, valid).lower(lowering_platforms=("cpu", "cuda", "tpu"))  # no kernel: fine
 
 
 def test_nan_importance_keeps_the_eviction_slot_in_range():
