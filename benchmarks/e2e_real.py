@@ -2,7 +2,7 @@
 
 ``e2e_decode.py`` uses random weights because the 98 MB GGUF is larger than
 what one device call carries (64 MiB).  This script is run after the file was
-sent in two halves over two calls of one warm lease (benchmarks/run27.sh), so
+sent in two halves over two calls of one warm lease (benchmarks/runs/run27.sh), so
 the issue's token-agreement check also runs on the trained model, whose
 next-token distributions are far from flat.
 

@@ -2,7 +2,7 @@
 # Device run 44: the 16-row table with the shipped code (combine chunk-count model of run 43;
 # harness: ~50 ms per repetition, up to 24 GB of input sets, outputs unstacked below 8 sets),
 # quick device checks first. Also stages the first half of the GGUF (carry .carry/p1) for
-# run 45 (bash benchmarks/run45.sh, carry .carry/p2 .carry/gguf) in the same lease.
+# run 45 (bash benchmarks/runs/run45.sh, carry .carry/p2 .carry/gguf) in the same lease.
 set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 [ -f .carry/p1 ] && cp .carry/p1 /tmp/p1

@@ -3,7 +3,7 @@
 #   here:  head -c 49181216 MODEL.gguf > .carry/p1; tail -c +49181217 MODEL.gguf > .carry/p2
 #          cp -r .venv/lib/python3.11/site-packages/gguf .carry/   (.carry/ is git-ignored locally)
 #   call 1 (carry .carry/p1):             cp .carry/p1 /tmp/p1
-#   call 2 (carry .carry/p2, .carry/gguf): bash benchmarks/run27.sh
+#   call 2 (carry .carry/p2, .carry/gguf): bash benchmarks/runs/run27.sh
 # greedy fp32 decoding of the real SmolLM2-135M-Instruct, kernel vs XLA, 256 tokens at budget 64,
 # then the device correctness checks of every kernel body.
 set -o pipefail

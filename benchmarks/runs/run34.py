@@ -3,7 +3,7 @@
 Phase 1 times the split kernel alone for every candidate launch at the headline shapes; phase 2
 times full calls (split kernel + combine) of the default and the two fastest candidates at four
 shapes, with torch SDPA at the headline shape.  Usage (GPU machine): PYTHONPATH=. python
-benchmarks/run34.py
+benchmarks/runs/run34.py
 """
 
 from benchmarks.ab import VARIANTS, ab
