@@ -41,7 +41,10 @@ def check_target(directory: str | os.PathLike) -> Path:
       FileExistsError: it exists and is not an empty folder (nothing is overwritten).
     """
     directory = Path(directory).expanduser().resolve()  # orbax wants absolute paths
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} is a file, not a folder; choose a new or empty folder "
+                              "for the checkpoint (nothing is overwritten)")
+    if directory.exists() and any(directory.iterdir()):
         raise FileExistsError(f"checkpoint directory {directory} exists and is not empty; "
                               "choose a new one (nothing is overwritten)")
     return directory
@@ -130,6 +133,9 @@ def read_checkpoint(directory: str | os.PathLike, dtype: str | None = None):
         raise ModelLoadError(f"{directory / MARKER} has an invalid config: {e!r}") from e
     tokenizer = _hf_tokenizer(directory)  # before the weights: a bad tokenizer fails fast
     params_dir = directory / "params"
+    if not params_dir.is_dir():
+        raise ModelLoadError(f"{directory} is a converted checkpoint without its params/ folder "
+                             f"(the weights); convert the model again with --save-checkpoint")
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             stored = checkpointer.metadata(params_dir).item_metadata.tree

@@ -90,6 +90,8 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--seed must be in [0, 2**31 - 1], got {a.seed}")
     if a.jsonl is None and (a.limit is not None or a.field is not None):
         p.error("--limit and --field apply to --jsonl only")
+    if a.field is not None and not a.field.strip():
+        p.error("--field must name a key of the JSON records (e.g. question), got an empty string")
     if a.limit is not None and a.limit < 1:
         p.error(f"--limit must be >= 1, got {a.limit}")
     if a.no_chat_template and a.system is not None:
@@ -102,6 +104,10 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--output {a.output!r}: give a file name" + (", not a folder" if a.output else ""))
         if not out.resolve().parent.is_dir():
             p.error(f"--output {a.output}: folder does not exist")
+        inputs = [x for x in (a.jsonl, a.prompt_file) if x is not None]
+        if any(out.resolve() == Path(x).resolve() for x in inputs):
+            p.error(f"--output {a.output} is also the input file: the run would replace it; "
+                    f"choose another file name")
     from longflow_jax.decode_loop import check_attn_impl
 
     try:

@@ -43,6 +43,7 @@ from longflow_jax.sampling import SamplingParams, check_sampling, sample_token
 from pallas_kernels._validation import is_int as _is_int
 
 DEFAULT_CHUNK = 32
+MAX_CHUNK = 65536  # decode steps per jitted call; more only delays streaming and stop checks
 
 
 @struct.dataclass
@@ -112,8 +113,9 @@ def _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_t
     check_params_cfg(params, cfg)
     for name, x in (("tokens", tokens), ("key_valid", key_valid)):
         if getattr(x, "ndim", None) != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-            raise ValueError(f"{name} must be a non-empty [batch, T] array, got {type(x).__name__} "
-                             f"{getattr(x, 'shape', '')}")
+            shape = f" of shape {tuple(x.shape)}" if hasattr(x, "shape") else ""
+            raise ValueError(f"{name} must be a non-empty [batch, T] array (jnp/np), got "
+                             f"{type(x).__name__}{shape}")
     _check_budget(budget, cfg, tokens.shape[1])
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
         raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
@@ -392,14 +394,14 @@ def _check_token_rows(rows, name: str, cfg: ModelConfig) -> list[list[int]]:
       TypeError: not a sequence of sequences of integers (e.g. text, or a flat list of ids).
       ValueError: ids outside the vocabulary.
     """
-    if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)):
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray, jax.Array)):
         raise TypeError(f"{name} must be a list of token-id lists (one per batch row), got {type(rows).__name__}")
     out = []
     for i, row in enumerate(rows):
         if isinstance(row, (str, bytes)):
             raise TypeError(f"{name}[{i}] is text; {name} must hold token ids: encode with the tokenizer first "
                             "(e.g. model.tokenizer(text)['input_ids'])")
-        if not isinstance(row, (Sequence, np.ndarray)):
+        if not isinstance(row, (Sequence, np.ndarray, jax.Array)):
             raise TypeError(f"{name}[{i}] must be a list of token ids, got {type(row).__name__} "
                             f"(for one prompt pass [ids], not ids)")
         arr = np.asarray(row)
@@ -442,8 +444,8 @@ def _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids
     if not _is_int(min_new_tokens) or not 0 <= min_new_tokens <= max_new_tokens:
         raise ValueError(f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], "
                          f"got {min_new_tokens!r}")
-    if not _is_int(chunk) or chunk < 1:
-        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    if not _is_int(chunk) or not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(f"chunk must be an integer in [1, {MAX_CHUNK}], got {chunk!r}")
     if sampling is not None:
         check_sampling(sampling)
     stop_ids = _check_stop_ids(stop_ids, vocab_size)
@@ -501,7 +503,9 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       stop_ids: token ids that end a row (emitted, then the row stops).
       seed: PRNG seed.
       min_new_tokens: stop tokens are suppressed until this many tokens were emitted.
-      chunk: decode steps per jitted call (streaming granularity).
+      chunk: decode steps per jitted call (streaming granularity), in [1, 65536];
+        a longer chunk than ``max(max_new_tokens, 32)`` is cut to that (the
+        extra steps would only emit padding).
       attn_impl: decode attention implementation, see ``pallas_kernels``.
       forced: optional per-row continuations to feed instead of sampling.
       on_chunk: called with each chunk's ``[batch, chunk]`` tokens (-1 = none).
@@ -512,17 +516,24 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     Raises:
       TypeError: params not a parameter dict or cfg not a ModelConfig (e.g.
         swapped); prompts (or forced) not lists of integer token ids, e.g. text
-        or a flat list; sampling not a SamplingParams; stop_ids not integers.
+        or a flat list; sampling not a SamplingParams; stop_ids not integers;
+        on_chunk neither None nor callable.
       ValueError: empty batch or prompt, prompt longer than the context, token
         ids outside the vocabulary, bad budget/compression/policy (budget at
         most the padded prompt length plus the context, as for :func:`start`),
         max_new_tokens outside [1, 2**31 - 1], min_new_tokens outside [0,
-        max_new_tokens], chunk < 1, seed outside [0, 2**31), sampling values
+        max_new_tokens], chunk outside [1, 65536], seed outside [0, 2**31), sampling values
         outside their ranges, attn_impl the backend cannot run.
     """
     check_params_cfg(params, cfg)
     stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,
                                   cfg.vocab_size)
+    if on_chunk is not None and not callable(on_chunk):
+        raise TypeError(f"on_chunk must be None or a callable taking the [batch, chunk] tokens, "
+                        f"got {type(on_chunk).__name__}")
+    # Steps past max_new_tokens only emit padding (-1); the floor keeps one compiled
+    # shape for every max_new_tokens at the default chunk.
+    chunk = min(chunk, max(max_new_tokens, DEFAULT_CHUNK))
     prompts = _check_token_rows(prompts, "prompts", cfg)
     tokens, valid = _pad_prompts(prompts, cfg)
     budget = resolve_budget(cfg, policy, max(len(p) for p in prompts), max_new_tokens, budget, compression)
@@ -601,6 +612,7 @@ def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]
       TypeError / ValueError: as :func:`generate`, and an empty continuation.
     """
     check_params_cfg(params, cfg)
+    prompts = _check_token_rows(prompts, "prompts", cfg)
     continuations = _check_token_rows(continuations, "continuations", cfg)
     if len(continuations) != len(prompts):
         raise ValueError(f"continuations must have one entry per prompt ({len(prompts)}), got {len(continuations)}")
@@ -608,6 +620,12 @@ def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]
         if len(c) == 0:
             raise ValueError(f"continuation {i} is empty")
     n = max(len(c) for c in continuations)
+    longest_prompt = max((len(p) for p in prompts), default=0)
+    if policy == "full" and longest_prompt + n > cfg.max_position_embeddings:
+        # generate would name max_new_tokens, which the caller never gave
+        raise ValueError(f"the longest prompt + the longest continuation ({longest_prompt} + {n} tokens) "
+                         f"exceed the model's context ({cfg.max_position_embeddings}); policy 'full' "
+                         f"keeps every token of the batch's shared buffer")
     res = generate(params, cfg, prompts, max_new_tokens=n, policy=policy, budget=budget,
                    compression=compression, forced=continuations, chunk=chunk, attn_impl=attn_impl)
     return [lp[: len(c)] for lp, c in zip(res.logprobs, continuations)]

@@ -76,21 +76,31 @@ def load_model(path: str | os.PathLike | None = None, *, dtype: str | None = Non
       path: folder with ``config.json`` + safetensors + tokenizer, a GGUF file,
         a folder written by :func:`longflow_jax.checkpointing.save_checkpoint`,
         or None for the embedded SmolLM2-135M-Instruct.
-      dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype; None (default):
-        a converted checkpoint's own dtype, float32 for everything else.
+      dtype: ``"float32"`` or ``"bfloat16"`` parameter dtype (or the dtype
+        object, e.g. ``jnp.bfloat16``); None (default): a converted
+        checkpoint's own dtype, float32 for everything else.
 
     Raises:
       ModelLoadError: missing path, weights, config or tokenizer; corrupt file.
       UnsupportedModelError: architecture not supported (named in the message).
       ValueError: unknown dtype.
+      TypeError: ``path`` neither None, a str nor an os.PathLike.
     """
     import jax.numpy as jnp
 
     from longflow_jax.model import Decoder
 
     dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if dtype is not None and not isinstance(dtype, str):
+        try:  # jnp.bfloat16, np.float32, np.dtype(...): by name
+            dtype = jnp.dtype(dtype).name
+        except TypeError:
+            pass
     if dtype is not None and dtype not in dtypes:
         raise ValueError(f"dtype must be one of {sorted(dtypes)} or None, got {dtype!r}")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike (a folder or a .gguf file) or None, "
+                        f"got {type(path).__name__}")
     path = Path(path) if path is not None else default_model_path()
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
@@ -227,9 +237,15 @@ def _hf_to_params(read, cfg: ModelConfig, np_dtype: np.dtype) -> dict:
     return params
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
 def _hf_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(f"{path} has no tokenizer: expected one of {', '.join(_TOKENIZER_FILES)} "
+                             f"(with its tokenizer_config.json)")
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:  # transformers raises many types for a missing/corrupt tokenizer

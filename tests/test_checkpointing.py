@@ -96,6 +96,9 @@ def test_bad_checkpoints_raise_model_load_error(hf_model, tmp_path):
 
     (path / MARKER).write_text(json.dumps(meta))
     shutil.rmtree(path / "params")
+    with pytest.raises(ModelLoadError, match="without its params/ folder"):
+        load_model(path)
+    (path / "params").mkdir()
     with pytest.raises(ModelLoadError, match="no readable parameters"):
         load_model(path)
 
@@ -133,6 +136,15 @@ def test_cli_save_checkpoint_errors(tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as e:
         main(["--save-checkpoint", str(busy)] + extra)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_save_checkpoint_onto_a_file_says_so(tmp_path, capsys):
+    target = tmp_path / "empty_file"
+    target.write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["--save-checkpoint", str(target)])
+    assert e.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == ""
 
 
 def test_cli_without_prompt_or_save_names_both(capsys):

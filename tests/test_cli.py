@@ -24,6 +24,16 @@ def _run(capsys, *args):
     return code, out.out, out.err
 
 
+def test_output_may_not_replace_the_input_file(tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "w5 w6"}) + "\n")
+    for source in (["--jsonl", str(data)], ["--prompt-file", str(data)]):
+        with pytest.raises(SystemExit) as e:
+            main(source + ["--output", str(tmp_path / "." / "q.jsonl")])
+        assert e.value.code == 2 and "is also the input file" in capsys.readouterr().err
+    assert data.read_text() == json.dumps({"question": "w5 w6"}) + "\n"
+
+
 def test_jsonl_batch_writes_one_record_per_prompt(model_dir, tmp_path, capsys):
     data = tmp_path / "q.jsonl"
     data.write_text("\n".join(json.dumps({"question": f"w5 w{i} w9 w12", "true_answer": "1"}) for i in range(3, 8)))
@@ -63,6 +73,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--repetition-penalty", "nan"], "--repetition-penalty must be a finite number > 0"),
     (["--seed", "99999999999"], "--seed must be in [0, 2**31 - 1]"),
     (["--limit", "3"], "--limit and --field apply to --jsonl only"),
+    (["--jsonl", "q.jsonl", "--field", ""], "--field must name a key of the JSON records"),
     (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
     (["--output", ""], "--output '': give a file name"),
     (["--output", "/tmp"], "give a file name, not a folder"),
@@ -79,7 +90,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--prompt", "   "], "--prompt is empty"),
 ])
 def test_bad_arguments_exit_before_loading(args, message, capsys):
-    argv = ["--prompt", "w5 w6"] + args if "--prompt" not in args else args
+    argv = args if {"--prompt", "--jsonl"} & set(args) else ["--prompt", "w5 w6"] + args
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2

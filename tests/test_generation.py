@@ -165,6 +165,9 @@ def test_warpers_match_transformers_logits_processors(rng):
                                   repetition_penalty=jnp.float32(1.0))), "sampling.top_p must be in \\(0, 1\\]"),
     (dict(stop_ids=None), "stop_ids must be a sequence of integer"),
     (dict(stop_ids=[-1]), "stop_ids must be token ids in \\[0, "),
+    (dict(chunk=10**9), "chunk must be an integer in \\[1, 65536\\], got 1000000000"),
+    (dict(chunk=0), "chunk must be an integer in \\[1, 65536\\]"),
+    (dict(on_chunk=5), "on_chunk must be None or a callable"),
 ])
 def test_bad_generate_arguments_fail_early(tiny_models, kwargs, match):
     _, m = tiny_models["llama"]
@@ -380,3 +383,11 @@ def test_sampling_create_takes_numpy_and_jax_scalars_and_rejects_arrays():
     assert bf16.check() is bf16
     with pytest.raises(ValueError, match="top_p must be in"):
         bf16.replace(top_p=jnp.bfloat16(2.0)).check()
+
+
+def test_score_continuation_past_the_context_names_the_continuation(tiny_models):
+    """policy "full" must hold prompt + continuation; the error speaks of what the caller passed."""
+    _, m = tiny_models["llama"]
+    with pytest.raises(ValueError, match="longest prompt \\+ the longest continuation \\(3 \\+ 511 tokens\\) "
+                                         "exceed the model's context \\(512\\)"):
+        G.score_continuation(m.params, m.cfg, [[5, 6, 7], [5]], [[7], [7] * 511], policy="full")

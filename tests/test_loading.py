@@ -64,7 +64,7 @@ def test_bfloat16_load(llama_dir, tmp_path):
     transformers.AutoModelForCausalLM.from_pretrained(str(llama_dir)).to(torch.bfloat16).save_pretrained(str(bf16_dir))
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(llama_dir / f, bf16_dir)
-    m = load_model(bf16_dir, dtype="bfloat16")
+    m = load_model(bf16_dir, dtype=jnp.bfloat16)  # the dtype object works as well as its name
     assert m.params["layers"]["wq"].dtype == jnp.bfloat16
     with pytest.raises(ValueError, match="dtype must be one of"):
         load_model(llama_dir, dtype="float16")
@@ -117,6 +117,18 @@ def test_corrupt_tokenizer(llama_dir, tmp_path):
     (d / "tokenizer.json").write_text("{ not json")
     with pytest.raises(ModelLoadError, match="tokenizer"):
         load_model(d)
+
+
+def test_tokenizer_config_without_a_tokenizer_file_is_named(llama_dir, tmp_path):
+    d = _copy(llama_dir, tmp_path)
+    (d / "tokenizer.json").unlink()  # tokenizer_config.json stays: transformers would ask for sentencepiece
+    with pytest.raises(ModelLoadError, match="has no tokenizer: expected one of tokenizer.json"):
+        load_model(d)
+
+
+def test_path_of_the_wrong_type():
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike .* got int"):
+        load_model(123)
 
 
 def test_missing_path_and_config(tmp_path):
