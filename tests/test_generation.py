@@ -391,3 +391,11 @@ def test_score_continuation_past_the_context_names_the_continuation(tiny_models)
     with pytest.raises(ValueError, match="longest prompt \\+ the longest continuation \\(3 \\+ 511 tokens\\) "
                                          "exceed the model's context \\(512\\)"):
         G.score_continuation(m.params, m.cfg, [[5, 6, 7], [5]], [[7], [7] * 511], policy="full")
+
+
+def test_token_rows_may_be_jax_or_numpy_arrays(tiny_models):
+    _, m = tiny_models["llama"]
+    rows = G._check_token_rows([jnp.array([5, 6], jnp.int32), np.array([7]), [8, 9]], "prompts", m.cfg)
+    assert rows == [[5, 6], [7], [8, 9]]
+    with pytest.raises(TypeError, match="prompts\\[0\\] must be a flat list of integer token ids"):
+        G._check_token_rows([jnp.array([[5, 6]])], "prompts", m.cfg)
