@@ -504,8 +504,8 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
       seed: PRNG seed.
       min_new_tokens: stop tokens are suppressed until this many tokens were emitted.
       chunk: decode steps per jitted call (streaming granularity), in [1, 65536];
-        a longer chunk than ``max(max_new_tokens, 32)`` is cut to that (the
-        extra steps would only emit padding).
+        one longer than ``max(32, next power of two >= max_new_tokens)`` is cut
+        to that (the extra steps would only emit padding).
       attn_impl: decode attention implementation, see ``pallas_kernels``.
       forced: optional per-row continuations to feed instead of sampling.
       on_chunk: called with each chunk's ``[batch, chunk]`` tokens (-1 = none).
@@ -531,9 +531,9 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
     if on_chunk is not None and not callable(on_chunk):
         raise TypeError(f"on_chunk must be None or a callable taking the [batch, chunk] tokens, "
                         f"got {type(on_chunk).__name__}")
-    # Steps past max_new_tokens only emit padding (-1); the floor keeps one compiled
-    # shape for every max_new_tokens at the default chunk.
-    chunk = min(chunk, max(max_new_tokens, DEFAULT_CHUNK))
+    # Steps past max_new_tokens only emit padding (-1). Cut to a power-of-two bucket (at
+    # least the default) so that different max_new_tokens share compiled chunk shapes.
+    chunk = min(chunk, max(DEFAULT_CHUNK, 1 << (max_new_tokens - 1).bit_length()))
     prompts = _check_token_rows(prompts, "prompts", cfg)
     tokens, valid = _pad_prompts(prompts, cfg)
     budget = resolve_budget(cfg, policy, max(len(p) for p in prompts), max_new_tokens, budget, compression)

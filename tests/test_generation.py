@@ -399,3 +399,26 @@ def test_token_rows_may_be_jax_or_numpy_arrays(tiny_models):
     assert rows == [[5, 6], [7], [8, 9]]
     with pytest.raises(TypeError, match="prompts\\[0\\] must be a flat list of integer token ids"):
         G._check_token_rows([jnp.array([[5, 6]])], "prompts", m.cfg)
+
+
+def test_long_chunks_are_cut_to_a_shared_bucket(tiny_models, monkeypatch):
+    """chunk past max_new_tokens only adds padding steps: it is cut to max(32, next power of
+    two >= max_new_tokens), so 20 and 30 new tokens share one compiled chunk length; the tokens
+    equal those of the default chunk."""
+    _, m = tiny_models["llama"]
+    lengths = []
+    decode = G._decode_chunk
+
+    def recording(params, state, forced, *args, **kwargs):
+        lengths.append(forced.shape[1])
+        return decode(params, state, forced, *args, **kwargs)
+
+    monkeypatch.setattr(G, "_decode_chunk", recording)
+    prompts = [[int(t) for t in np.random.default_rng().integers(3, 150, 7)]]
+    long = [G.generate(m.params, m.cfg, prompts, max_new_tokens=n, budget=8, chunk=60000,
+                       attn_impl="xla").tokens for n in (20, 30)]
+    assert lengths == [32, 32]
+    monkeypatch.undo()
+    assert long[1] == G.generate(m.params, m.cfg, prompts, max_new_tokens=30, budget=8,
+                                 attn_impl="xla").tokens
+    assert long[0][0] == long[1][0][:20]
