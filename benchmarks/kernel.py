@@ -81,6 +81,9 @@ def correctness(rng, quick: bool = False) -> bool:
         (128, 32, 8, 128, 1000, jnp.bfloat16, "left_pad", True),
         # many importance chunks per row: the combine's last-chunk reduction decides
         (4, 32, 8, 128, 16384, jnp.bfloat16, "all", False),
+        # head_dim not a power of two (masked columns); fp32 group of 16 (the dot body)
+        (2, 16, 2, 96, 1000, jnp.bfloat16, "random", False),
+        (2, 32, 2, 80, 500, jnp.float32, "left_pad", True),
     ]
     ok_all = True
     f32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))  # noqa: E731
@@ -90,7 +93,7 @@ def correctness(rng, quick: bool = False) -> bool:
             try:
                 qj, kj, vj, valid_j = random_decode_inputs(rng, b, hq, hkv, d, s, mask, dt)
                 valid = np.asarray(valid_j)
-                cfg = triton_decode.plan_config(b, hkv, s, d, dt, **overrides)
+                cfg = triton_decode.plan_config(b, hkv, s, d, dt, **{"group": hq // hkv, **overrides})
                 # Stacked buffer of 3 layers, the case in the middle: what the decoder passes.
                 stack = lambda x: jnp.stack([jnp.roll(x, 1, axis=0), x, x[::-1]])  # noqa: E731
                 fn = jax.jit(lambda q, k, v, m, cfg=cfg, pkv=pkv, d=d: triton_decode.longflow_attention_triton(
@@ -110,16 +113,27 @@ def correctness(rng, quick: bool = False) -> bool:
                 big = np.abs(r_imp) > 1e-3 * np.abs(r_imp).max()
                 imp_slot = (np.abs(imp - r_imp)[big] / np.abs(r_imp)[big]).max()
                 tol = 1e-5 if dt == jnp.float32 else 2e-2
-                slot_ok = np.mean(np.asarray(slot) == r_slot)
+                slot = np.asarray(slot)
+                slot_ok = np.mean(slot == r_slot)
+                # The slot must match in every decisive row (tests/kernel_checks.py's rule):
+                # the two smallest keys further apart than twice the importance bound, or
+                # an invalid slot present (its first invalid slot, exactly).
+                mask_b = valid[:, None, :] if pkv else valid
+                keys = np.sort(np.where(mask_b, r_imp, -1.0), axis=-1)
+                decisive = ((keys[..., 1] - keys[..., 0] > 2 * (
+                    slot_rel * np.abs(keys[..., 1]) + 1e-5 * np.abs(r_imp).max()))
+                    | (keys[..., 0] < 0))
+                slot_bad = int((slot != r_slot)[decisive].sum())
                 good = (rel <= tol and np.isfinite(out).all() and np.isfinite(imp).all()
-                        and imp_ok)
+                        and imp_ok and slot_bad == 0)
                 ok_all &= bool(good)
                 log(f"check {cfg.variant} st={cfg.num_stages} bk={cfg.block_k} sp={cfg.num_splits} "
                     f"b={b} h={hq}/{hkv} "
                     f"d={d} s={s} {jnp.dtype(dt).name} {mask} pkv={pkv}: out_rel={rel:.2e} "
                     f"imp_rel={imp_rel:.2e} imp_slot_rel={imp_slot:.2e} "
                     f"({cfg.partial_dtype} partials) "
-                    f"slot_match={slot_ok:.2f} {'PASS' if good else 'FAIL'}")
+                    f"slot_match={slot_ok:.2f} (decisive rows {int(decisive.sum())}, "
+                    f"{slot_bad} differ) {'PASS' if good else 'FAIL'}")
             except Exception:  # keep going: one failure must not lose the rest
                 ok_all = False
                 log(f"check {overrides} {b, hq, hkv, d, s} CRASH\n{traceback.format_exc()}")

@@ -61,18 +61,15 @@ def validate_decode_args(q, k, v, valid, *, scale, impl, layer=None) -> None:
             what = " (layer= given: stacked [layers, ...] buffer)" if stacked else ""
             raise ValueError(f"{name} must have {ndim} dimensions{what}, got shape "
                              f"{tuple(x.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
+                         f"and v {tuple(v.shape)}")
     if stacked:
         _check_layer(layer, k, valid)
-        if k.shape != v.shape:
-            raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
-                             f"and v {tuple(v.shape)}")
         k = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)
         v = jax.ShapeDtypeStruct(v.shape[1:], v.dtype)
         valid = jax.ShapeDtypeStruct(valid.shape[1:], valid.dtype)
     batch, q_heads, head_dim = q.shape
-    if k.shape != v.shape:
-        raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} "
-                         f"and v {tuple(v.shape)}")
     kb, kv_heads, slots, kd = k.shape
     if kb != batch:
         raise ValueError(f"k batch ({kb}) must equal q batch ({batch})")

@@ -9,13 +9,12 @@ overwritten by the next token.  This module picks the implementation.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import jax
 import numpy as np
 
-from pallas_kernels import triton_decode
+from pallas_kernels import mosaic_decode, triton_decode
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.xla import longflow_attention_xla
 
@@ -26,14 +25,6 @@ def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-def _mosaic_module():
-    """The TPU kernel module if it is present in this checkout, else None."""
-    try:
-        return importlib.import_module("pallas_kernels.mosaic_decode")
-    except ImportError:
-        return None
 
 
 def _triton_unsupported_reason(q, k) -> str | None:
@@ -128,10 +119,8 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
             q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
             interpret=interpret)
 
-    mosaic = _mosaic_module()
-
     def run_mosaic(q, k, v, valid):
-        return mosaic.longflow_attention_mosaic(
+        return mosaic_decode.longflow_attention_mosaic(
             q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
             interpret=interpret)
 
@@ -140,9 +129,6 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
     elif impl == "triton":
         result = run_triton(q, k, v, valid)  # checks support and platform itself
     elif impl == "mosaic":
-        if mosaic is None:
-            raise ValueError("impl='mosaic' needs pallas_kernels.mosaic_decode, which is not "
-                             "available; allowed impls here: 'auto', 'xla', 'triton'")
         result = run_mosaic(q, k, v, valid)  # checks its arguments and platform itself
     else:  # auto
         cuda_branch = run_triton
@@ -152,17 +138,16 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
             if jax.default_backend() == "gpu":
                 _warn_once("triton:" + reason,
                            f"longflow_decode_attention: {reason}; falling back to XLA on GPU")
-        tpu_branch = run_xla
-        if mosaic is not None:
-            # platform_dependent traces every branch, so a Mosaic rejection
-            # (e.g. an unsupported head_dim) must not break CPU/GPU tracing.
-            try:
-                jax.eval_shape(run_mosaic, q, k, v, valid)
-                tpu_branch = run_mosaic
-            except ValueError as err:
-                if jax.default_backend() == "tpu":
-                    _warn_once("mosaic:" + str(err),
-                               f"longflow_decode_attention: {err}; falling back to XLA on TPU")
+        tpu_branch = run_mosaic
+        # platform_dependent traces every branch, so a Mosaic rejection
+        # (e.g. an unsupported head_dim) must not break CPU/GPU tracing.
+        try:
+            jax.eval_shape(run_mosaic, q, k, v, valid)
+        except ValueError as err:
+            tpu_branch = run_xla
+            if jax.default_backend() == "tpu":
+                _warn_once("mosaic:" + str(err),
+                           f"longflow_decode_attention: {err}; falling back to XLA on TPU")
         result = jax.lax.platform_dependent(
             q, k, v, valid, cuda=cuda_branch, tpu=tpu_branch, default=run_xla)
 

@@ -38,11 +38,10 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from pallas_kernels._platform import require_kernel_platform
+from pallas_kernels._validation import validate_decode_args
+from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE  # finite: never NaN
 from pallas_kernels.xla import select_eviction_slot
 
-# Same finite mask value as the XLA path: a row with no valid slot yields
-# zeros, never NaN.
-_MASK_VALUE = -1e30
 _SUPPORTED_HEAD_DIMS = (64, 128, 256)
 _SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 # The logits scratch grows with slots * group; refuse what cannot fit in VMEM
@@ -70,31 +69,14 @@ def _slot_block_size(slots: int) -> int:
     return _round_up(slots, 16)
 
 
-def _validate(q, k, v, valid):
-    if q.ndim != 3:
-        raise ValueError(f"q must be [batch, q_heads, head_dim], got shape {q.shape}")
-    if k.ndim != 4:
-        raise ValueError(f"k must be [batch, kv_heads, slots, head_dim], got shape {k.shape}")
-    if v.shape != k.shape:
-        raise ValueError(f"v must have k's shape {k.shape}, got {v.shape}")
-    b, hq, d = q.shape
-    kb, hkv, slots, kd = k.shape
-    if kb != b or kd != d:
-        raise ValueError(f"k/v shape {k.shape} does not match q shape {q.shape} "
-                         "(batch and head_dim must agree)")
-    if d not in _SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"mosaic kernel: head_dim must be one of {_SUPPORTED_HEAD_DIMS}, got {d}")
-    if hkv < 1 or hq % hkv != 0:
-        raise ValueError(f"q_heads ({hq}) must be a positive multiple of kv_heads ({hkv})")
-    if slots < 1:
-        raise ValueError(f"slots must be >= 1, got {slots}")
+def check_supported(q) -> None:
+    """Raises ValueError unless the Mosaic kernel handles q's dtype and head_dim
+    (shapes, GQA and ``valid`` are checked by ``_validation.validate_decode_args``)."""
+    if q.shape[-1] not in _SUPPORTED_HEAD_DIMS:
+        raise ValueError(f"mosaic kernel: head_dim must be one of {_SUPPORTED_HEAD_DIMS}, "
+                         f"got {q.shape[-1]}")
     if jnp.dtype(q.dtype) not in _SUPPORTED_DTYPES:
         raise ValueError(f"mosaic kernel: q.dtype must be float32 or bfloat16, got {q.dtype}")
-    if k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"k and v dtypes must equal q's ({q.dtype}), got {k.dtype}, {v.dtype}")
-    if valid.shape != (b, slots) or valid.dtype != jnp.bool_:
-        raise ValueError(f"valid must be bool [batch, slots] = [{b}, {slots}], "
-                         f"got {valid.dtype} {valid.shape}")
 
 
 def _decode_kernel(src_block_ref, layer_ref, q_ref, k_ref, v_ref, valid_ref,
@@ -216,24 +198,23 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
         per_kv_head); 0 at invalid slots.
 
     Raises:
-      ValueError: on bad shapes, head_dim, dtypes, or if the per-KV-head
+      ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
+        ``longflow_decode_attention``), a head_dim or dtype the kernel does not
+        support (``check_supported``), or if the per-KV-head
         logits scratch (``ceil8(q_heads / kv_heads) * slots * 4`` bytes) does
         not fit the VMEM budget; without ``interpret``, a platform other than
         TPU (at once when eager, when the enclosing function is lowered under
         ``jit``; ``_platform.require_kernel_platform``).
     """
+    validate_decode_args(q, k, v, valid, scale=scale, impl="mosaic", layer=layer)
+    check_supported(q)
     if layer is None:  # one layer: a free leading axis of size 1
         k, v = k[None], v[None]
         layer = 0
     else:
-        if k.ndim != 5 or valid.ndim != 3:
-            raise ValueError(f"with layer=, k/v must be [layers, batch, kv_heads, slots, head_dim] and "
-                             f"valid [layers, batch, slots], got k {k.shape}, valid {valid.shape}")
         # Clamped like lax.dynamic_slice: the K/V index maps use it directly.
         layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
         valid = lax.dynamic_index_in_dim(valid, layer, 0, keepdims=False)  # small: [b, slots]
-    layer_view = jax.ShapeDtypeStruct(k.shape[1:], k.dtype)  # one layer, for the checks
-    _validate(q, layer_view, jax.ShapeDtypeStruct(v.shape[1:], v.dtype), valid)
     layer = jnp.reshape(jnp.asarray(layer, jnp.int32), (1,))
     b, hq, d = q.shape
     hkv, slots = k.shape[2], k.shape[3]

@@ -47,8 +47,9 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
+from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
-_MASK_VALUE = -1e30  # same finite mask value as the split kernel / XLA contract
+_NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads _TILE_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's: 4 warps and 8192 elements compile to 147 registers
 # (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
@@ -199,16 +200,18 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         key = jnp.where(in_range, jnp.where(ok, jnp.where(imp == imp, imp, -jnp.inf), -1.0),
                         jnp.inf)
         # Elementwise running minimum: no cross-thread reduction per step (one at the end).
-        # Strict: a lane's earlier steps hold its lower slots.
-        better = key < lane_key
+        # Strict: a lane's earlier steps hold its lower slots.  A lane's first in-range
+        # slot always enters, so a row whose importances are all +inf (|v|_1 overflowing
+        # fp32) still gets an in-range slot, the lowest, as jnp.argmin gives.
+        better = (key < lane_key) | (in_range & (lane_idx == _NO_SLOT))
         return (jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx),
                 *upcoming)
 
     lanes = (jnp.full((step_slots,), jnp.inf, jnp.float32),
-             jnp.full((step_slots,), jnp.iinfo(jnp.int32).max, jnp.int32))
+             jnp.full((step_slots,), _NO_SLOT, jnp.int32))
     lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, (*lanes, *load_step(0)))
     best_key = jnp.min(lane_key)
-    best_idx = jnp.min(jnp.where(lane_key == best_key, lane_idx, jnp.iinfo(jnp.int32).max))
+    best_idx = jnp.min(jnp.where(lane_key == best_key, lane_idx, _NO_SLOT))
     if plan.num_chunks == 1:
         _store(slot_ref, jnp.full((1,), best_idx, jnp.int32))
         return
@@ -227,7 +230,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         idxs = _load(cidx_ref.at[pl.ds(0, nc_p)], mask=ok, other=0, volatile=True)
         key_min = jnp.min(keys)
         # Chunks hold increasing slot ranges: the lowest index among the minima wins ties.
-        slot = jnp.min(jnp.where(ok & (keys == key_min), idxs, jnp.iinfo(jnp.int32).max))
+        slot = jnp.min(jnp.where(ok & (keys == key_min), idxs, _NO_SLOT))
         _store(slot_ref, jnp.full((1,), slot, jnp.int32))
 
 

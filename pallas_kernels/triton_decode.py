@@ -75,9 +75,9 @@ from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
 from pallas_kernels.triton_combine import combine_partials
 
-# Same finite mask value as the XLA contract: a row with no valid slot gives
-# exp(0) = 1 in the online softmax, which we zero explicitly, never NaN.
-_MASK_VALUE = -1e30
+# The XLA contract's finite mask value: a row with no valid slot gives exp(0) = 1 in the
+# online softmax, which the kernel zeroes explicitly, never NaN.
+from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 MAX_HEAD_DIM = 256

@@ -12,9 +12,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-# Value given to the logits of invalid slots.  Finite so that a row with no
-# valid slot yields zeros rather than NaN.
-_MASK_VALUE = -1e30
+from pallas_kernels._validation import validate_decode_args
+
+# Value given to the logits of invalid slots, shared by every implementation.
+# Finite so that a row with no valid slot yields zeros rather than NaN.
+MASK_VALUE = -1e30
 
 
 def select_eviction_slot(importance: jax.Array, valid: jax.Array) -> jax.Array:
@@ -39,7 +41,7 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_h
     """Decode attention with LongFlow importance, in plain jax.numpy.
 
     Args:
-      q: ``[batch, q_heads, head_dim]`` float32 or bfloat16.
+      q: ``[batch, q_heads, head_dim]`` float32, bfloat16 or float16.
       k, v: ``[batch, kv_heads, slots, head_dim]``, q's dtype; ``q_heads``
         must be a multiple of ``kv_heads`` (GQA).  With ``layer``: the
         stacked buffer ``[layers, batch, kv_heads, slots, head_dim]``.
@@ -56,7 +58,12 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_h
       slot: ``[batch]`` int32 (``[batch, kv_heads]`` if per_kv_head).
       importance: ``[batch, slots]`` float32 (``[batch, kv_heads, slots]`` if
         per_kv_head); 0 at invalid slots.
+
+    Raises:
+      ValueError: at trace time, for bad shapes, dtypes, ``scale`` or ``layer``
+        (as ``longflow_decode_attention``; float16 is allowed here).
     """
+    validate_decode_args(q, k, v, valid, scale=scale, impl="xla", layer=layer)
     if layer is not None:
         # Clamp like the kernels (dynamic_index_in_dim would wrap a negative index).
         layer = jnp.clip(jnp.asarray(layer, jnp.int32), 0, k.shape[0] - 1)
@@ -72,7 +79,7 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_h
     hi = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
     logits = jnp.einsum("bkgd,bksd->bkgs", qg, k.astype(jnp.float32), precision=hi) * scale
     mask = valid[:, None, None, :]
-    logits = jnp.where(mask, logits, _MASK_VALUE)
+    logits = jnp.where(mask, logits, MASK_VALUE)
     m = jnp.max(logits, axis=-1, keepdims=True)
     e = jnp.where(mask, jnp.exp(logits - m), 0.0)
     denom = jnp.sum(e, axis=-1, keepdims=True)

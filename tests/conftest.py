@@ -90,5 +90,11 @@ def smollm2():
 
 @pytest.fixture
 def rng():
-    """Fresh random inputs every run (seed printed on failure through the test id is not needed: values are asserted)."""
-    return np.random.default_rng()
+    """A fresh NumPy generator per test, its seed printed (pytest shows it on failure).
+
+    Set ``LONGFLOW_TEST_SEED=<seed>`` to replay a failing draw.
+    """
+    seed = os.environ.get("LONGFLOW_TEST_SEED")
+    seed = int(seed) if seed else int(np.random.SeedSequence().generate_state(1)[0])
+    print(f"rng seed {seed} (replay: LONGFLOW_TEST_SEED={seed})")
+    return np.random.default_rng(seed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,8 +28,7 @@ from pallas_kernels.mosaic_decode import longflow_attention_mosaic  # noqa: E402
     (2, 16, 16, 256, 640, jnp.bfloat16, False),
 ])
 def test_exports_for_tpu_with_mosaic_custom_call(batch, q_heads, kv_heads, head_dim, slots, dtype,
-                                                per_kv_head):
-    rng = np.random.default_rng()
+                                                per_kv_head, rng):
     q = jnp.asarray(rng.standard_normal((batch, q_heads, head_dim)), dtype)
     k = jnp.asarray(rng.standard_normal((batch, kv_heads, slots, head_dim)), dtype)
     v = jnp.asarray(rng.standard_normal((batch, kv_heads, slots, head_dim)), dtype)

@@ -9,7 +9,6 @@ Inputs are fresh random normals (never zeros).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import warnings
 
@@ -17,13 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from kernel_checks import check_against_reference
+from kernel_checks import f32 as _f32
 
-from pallas_kernels import api, triton_decode
+from pallas_kernels import api, mosaic_decode, triton_decode
 from pallas_kernels.api import longflow_decode_attention
 from pallas_kernels.reference import longflow_attention_reference
 from pallas_kernels.reference import random_decode_inputs as make_inputs
-
-HAVE_MOSAIC = importlib.util.find_spec("pallas_kernels.mosaic_decode") is not None
+from pallas_kernels.xla import longflow_attention_xla
 
 GRID = {
     "batch": (1, 3, 8),
@@ -34,15 +34,6 @@ GRID = {
     "dtype": ("float32", "bfloat16"),
     "per_kv_head": (False, True),
 }
-OUT_TOL = {"float32": 1e-5, "bfloat16": 2e-2}
-# Importance error allowed: IMP_REL * |reference| + IMP_TOL * max |reference|.  The
-# math is fp32 for both dtypes; bf16 inputs store each per-head term in bf16
-# once (triton_decode: round to nearest, relative error <= 2**-8 with bf16's 8
-# significant bits), and a sum of such terms keeps that per-slot relative bound.
-IMP_TOL = {"float32": 1e-5, "bfloat16": 1e-5}
-IMP_REL = {"float32": 0.0, "bfloat16": 2.0 ** -8}
-
-
 def _cost(case):
     heads, _ = case["heads"]
     return case["batch"] * heads * case["slots"]
@@ -81,43 +72,8 @@ def _case_id(c):
             f"{c['dtype']}-{'pkv' if c['per_kv_head'] else 'seq'}")
 
 
-def _f32(x):
-    return np.asarray(jnp.asarray(x, jnp.float32))
-
-
-def check_against_reference(result, q, k, v, valid, scale, per_kv_head, dtype,
-                            imp_rel=None):
-    out, slot, imp = result
-    assert out.dtype == q.dtype and out.shape == q.shape
-    assert slot.dtype == jnp.int32 and imp.dtype == jnp.float32
-    valid_np = np.asarray(valid)
-    r_out, r_slot, r_imp = longflow_attention_reference(
-        _f32(q), _f32(k), _f32(v), valid_np, scale, per_kv_head)
-    out, imp, slot = _f32(out), np.asarray(imp), np.asarray(slot)
-    assert np.isfinite(out).all() and np.isfinite(imp).all()
-    assert slot.shape == r_slot.shape and imp.shape == r_imp.shape
-
-    rel = np.linalg.norm(out - r_out) / np.linalg.norm(r_out)
-    assert rel <= OUT_TOL[dtype], f"output rel err {rel:.3e}"
-    imp_abs = IMP_TOL[dtype] * np.abs(r_imp).max()
-    imp_rel = IMP_REL[dtype] if imp_rel is None else imp_rel
-    bound = imp_rel * np.abs(r_imp) + imp_abs
-    worst = np.argmax(np.abs(imp - r_imp) - bound)
-    assert (np.abs(imp - r_imp) <= bound).all(), (
-        f"importance err {np.abs(imp - r_imp).flat[worst]:.3e} > {bound.flat[worst]:.3e}")
-    mask = valid_np[:, None, :] if per_kv_head else valid_np
-    assert (imp[np.broadcast_to(~mask, imp.shape)] == 0).all(), "invalid slots must score 0"
-
-    # The eviction slot must match wherever the reference's choice is not a near tie.
-    keys = np.sort(np.where(mask, r_imp, -1.0), axis=-1)
-    decisive = (keys[..., 1] - keys[..., 0] > 2 * (imp_rel * np.abs(keys[..., 1]) + imp_abs)
-                ) if keys.shape[-1] > 1 else np.ones(keys.shape[:-1], bool)
-    assert (slot[decisive] == r_slot[decisive]).all(), "eviction slot differs from reference"
-
-
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_triton_kernel_matches_reference(case):
-    rng = np.random.default_rng(abs(hash(_case_id(case))) % 2**32)
+def test_triton_kernel_matches_reference(case, rng):
     hq, hkv = case["heads"]
     dtype = case["dtype"]
     q, k, v, valid = make_inputs(rng, case["batch"], hq, hkv, case["head_dim"], case["slots"],
@@ -128,13 +84,29 @@ def test_triton_kernel_matches_reference(case):
     check_against_reference(result, q, k, v, valid, scale, case["per_kv_head"], dtype)
 
 
+@pytest.mark.parametrize("heads,head_dim,dtype,per_kv_head", [
+    ((9, 3), 80, "float32", False),    # "fma" body, masked columns (80 -> 128)
+    ((8, 2), 96, "bfloat16", True),    # "pvt" body, masked columns (96 -> 128)
+    ((32, 2), 64, "float32", False),   # fp32 group of 16 > 8: the dot body with fp32 dots
+])
+def test_triton_kernel_off_grid_shapes(heads, head_dim, dtype, per_kv_head, rng):
+    """Shapes outside the acceptance grid that take other code paths: head_dim padded to a
+    power of two inside the kernel, and a large fp32 query group."""
+    (hq, hkv), slots = heads, 200
+    q, k, v, valid = make_inputs(rng, 2, hq, hkv, head_dim, slots, "random", dtype)
+    cfg = triton_decode.plan_config(2, hkv, slots, head_dim, jnp.dtype(dtype), group=hq // hkv)
+    assert cfg.variant == ("fma" if hq // hkv <= 8 and dtype == "float32" else "pvt")
+    result = triton_decode.longflow_attention_triton(
+        q, k, v, valid, scale=head_dim ** -0.5, per_kv_head=per_kv_head, interpret=True)
+    check_against_reference(result, q, k, v, valid, head_dim ** -0.5, per_kv_head, dtype)
+
+
 @pytest.mark.parametrize("variant,dtype", [
     ("full", "float32"), ("vl1_reload", "float32"), ("pvt_reload", "float32"),
     ("pvt", "float32"), ("fma", "bfloat16"),  # the defaults' bodies with the other dtype
 ])
-def test_exact_kernel_variants(variant, dtype):
+def test_exact_kernel_variants(variant, dtype, rng):
     """Kernel bodies other than each dtype's default (fp32 "fma", bf16 "pvt") stay correct."""
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 2, 9, 3, 64, 100, "random", dtype)
     cfg = triton_decode.plan_config(2, 3, 100, 64, jnp.dtype(dtype), variant=variant, num_splits=2)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125, interpret=True,
@@ -143,12 +115,11 @@ def test_exact_kernel_variants(variant, dtype):
 
 
 @pytest.mark.parametrize("partial_dtype", ["float32", "bfloat16"])
-def test_bf16_importance_partials_precision(partial_dtype):
+def test_bf16_importance_partials_precision(partial_dtype, rng):
     """bf16 inputs store bf16 partials by default (the 5% traffic budget); fp32 partials on
     request are exact to fp32 rounding, bf16 ones within 2**-8 per slot, never exact."""
     assert triton_decode.plan_config(2, 2, 1000, 64, jnp.bfloat16).partial_dtype == "bfloat16"
     assert triton_decode.plan_config(2, 2, 1000, 64, jnp.float32).partial_dtype == "float32"
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 1000, "random", "bfloat16")
     cfg = triton_decode.plan_config(2, 2, 1000, 64, jnp.bfloat16, partial_dtype=partial_dtype)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125, interpret=True,
@@ -164,7 +135,7 @@ def test_bf16_importance_partials_precision(partial_dtype):
         triton_decode.plan_config(2, 2, 1000, 64, jnp.bfloat16, partial_dtype="float16")
 
 
-def test_split_count_fills_whole_waves():
+def test_split_count_fills_whole_waves(rng):
     """Default split counts: whole waves of 528 resident programs (4 per SM x 132), and no
     one-tile programs just to fill a ragged wave."""
     wave = 4 * 132
@@ -176,7 +147,6 @@ def test_split_count_fills_whole_waves():
     for (batch, slots), splits in expected.items():
         cfg = triton_decode.plan_config(batch, 8, slots, 128, jnp.bfloat16)
         assert cfg.num_splits == splits, (batch, slots, cfg.num_splits)
-    rng = np.random.default_rng()
     for _ in range(200):
         batch, kv_heads, slots = (int(x) for x in rng.integers(1, [200, 17, 40000]))
         cfg = triton_decode.plan_config(batch, kv_heads, slots, 128, jnp.bfloat16)
@@ -189,7 +159,7 @@ def test_split_count_fills_whole_waves():
             assert batch * kv_heads * num_blocks <= wave, (batch, kv_heads, slots)
 
 
-def test_combine_chunk_counts():
+def test_combine_chunk_counts(rng):
     """The combine's chunk counts (32/8 heads, head_dim 128, bf16, importance summed over heads):
     the launches measured best in run 43 (3 chunks = one round of 396 resident programs at
     128 x 8192, one-step chunks at 8 x 2048), and every chunk of any plan has tiles."""
@@ -200,7 +170,6 @@ def test_combine_chunk_counts():
         plan = triton_combine.plan_combine(batch, 1, 32, 4, -(-slots // cfg.block_k),
                                            cfg.block_k, 128)
         assert (plan.num_chunks, plan.steps_per_chunk) == chunks_steps, (batch, slots, plan)
-    rng = np.random.default_rng()
     for _ in range(200):
         batch, tiles = (int(x) for x in rng.integers(1, [300, 600]))
         plan = triton_combine.plan_combine(batch, 1, 32, 4, tiles, 64, 128)
@@ -210,10 +179,9 @@ def test_combine_chunk_counts():
             plan.num_chunks * plan.steps_per_chunk  # every chunk has work
 
 
-def test_triton_config_and_plan_arguments_are_checked():
+def test_triton_config_and_plan_arguments_are_checked(rng):
     """A launch config that does not cover the slots, an ablation body or out-of-range
     plan_config overrides raise ValueError before any kernel runs (never a wrong result)."""
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "float32")
     run = functools.partial(triton_decode.longflow_attention_triton, q, k, v, valid,
                             scale=0.125, interpret=True)
@@ -240,13 +208,12 @@ def test_triton_config_and_plan_arguments_are_checked():
             triton_decode.plan_config(**args)
 
 
-def test_traced_negative_layer_is_clamped_alike():
+def test_traced_negative_layer_is_clamped_alike(rng):
     """Every impl clamps a traced out-of-range layer to [0, layers): -1 reads layer 0."""
-    rng = np.random.default_rng()
     per_layer = [make_inputs(rng, 2, 8, 2, 64, 40, "random", "float32") for _ in range(3)]
     k_all, v_all, valid_all = (jnp.stack([x[i] for x in per_layer]) for i in (1, 2, 3))
     q = per_layer[0][0]
-    for impl in ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []):
+    for impl in ["xla", "triton", "mosaic"]:
         fn = jax.jit(lambda layer, impl=impl: longflow_decode_attention(
             q, k_all, v_all, valid_all, scale=0.125, layer=layer, impl=impl, interpret=True,
             return_importance=True))
@@ -298,10 +265,9 @@ def test_multi_chunk_combine_matches_reference(many_chunks, dtype, heads, mask, 
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
-def test_combine_chunks_skip_the_split_kernels_padding_tiles(many_chunks):
+def test_combine_chunks_skip_the_split_kernels_padding_tiles(many_chunks, rng):
     """4 splits of 3 tiles of 32 slots over 300 slots: the split kernel's last two tiles are
     padding only; the combine plans its chunks over the 10 tiles that hold slots."""
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 300, "random", "float32")
     cfg = triton_decode.plan_config(3, 2, 300, 64, jnp.float32, num_splits=4, block_k=32)
     assert cfg.num_splits * cfg.blocks_per_split == 12
@@ -349,15 +315,14 @@ def test_default_kernel_body_per_dtype():
     assert triton_decode.plan_config(8, 3, 1024, 64, jnp.float32).variant == "fma"
 
 
-@pytest.mark.parametrize("impl", ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []))
+@pytest.mark.parametrize("impl", ["xla", "triton", "mosaic"])
 @pytest.mark.parametrize("dtype,per_kv_head", [("float32", False), ("bfloat16", True)])
-def test_stacked_buffer_reads_the_given_layer(impl, dtype, per_kv_head):
+def test_stacked_buffer_reads_the_given_layer(impl, dtype, per_kv_head, rng):
     """``layer=``: each layer of a stacked [layers, ...] buffer gives that layer's result.
 
     fp32 runs the Triton "fma" body with the shared combine, bf16 the "pvt"
     body with the per-KV-head combine.
     """
-    rng = np.random.default_rng()
     per_layer = [make_inputs(rng, 2, 8, 2, 64, 100, mask, dtype)
                  for mask in ("random", "left_pad", "all")]
     k_all, v_all, valid_all = (jnp.stack([x[i] for x in per_layer]) for i in (1, 2, 3))
@@ -385,8 +350,7 @@ def test_stacked_buffer_checks_v_dtype_and_variant_names():
     assert triton_decode.plan_config(2, 1, 16, 64, jnp.float32, group=32).variant == "pvt"
 
 
-def test_row_without_valid_slot_gives_zeros_not_nan():
-    rng = np.random.default_rng()
+def test_row_without_valid_slot_gives_zeros_not_nan(rng):
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 100, "random", "bfloat16")
     valid = valid.at[1].set(False)
     out, slot, imp = longflow_decode_attention(q, k, v, valid, scale=0.125, impl="triton",
@@ -396,16 +360,14 @@ def test_row_without_valid_slot_gives_zeros_not_nan():
     check_against_reference((out, slot, imp), q, k, v, valid, 0.125, False, "bfloat16")
 
 
-def test_invalid_slots_are_evicted_before_valid_ones():
-    rng = np.random.default_rng()
+def test_invalid_slots_are_evicted_before_valid_ones(rng):
     q, k, v, valid = make_inputs(rng, 3, 4, 1, 64, 100, "left_pad", "float32")
     valid = valid.at[:, 37].set(False)
     _, slot = longflow_decode_attention(q, k, v, valid, scale=0.125, impl="triton", interpret=True)
     assert not np.asarray(valid)[np.arange(3), np.asarray(slot)].any()
 
 
-def test_api_impls_agree_and_jit():
-    rng = np.random.default_rng()
+def test_api_impls_agree_and_jit(rng):
     q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 100, "random", "float32")
     fn = jax.jit(lambda *a, impl: longflow_decode_attention(
         *a, scale=0.125, impl=impl, per_kv_head=True, return_importance=True, interpret=True),
@@ -420,10 +382,8 @@ def test_api_impls_agree_and_jit():
     assert len(two) == 2 and two[1].shape == (3,)
 
 
-@pytest.mark.skipif(not HAVE_MOSAIC, reason="pallas_kernels.mosaic_decode not present")
 @pytest.mark.parametrize("dtype,mask", [("float32", "random"), ("bfloat16", "left_pad")])
-def test_mosaic_kernel_through_api(dtype, mask):
-    rng = np.random.default_rng()
+def test_mosaic_kernel_through_api(dtype, mask, rng):
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 128, 300, mask, dtype)
     result = longflow_decode_attention(q, k, v, valid, scale=128 ** -0.5, impl="mosaic",
                                        return_importance=True, interpret=True)
@@ -455,6 +415,12 @@ def test_bad_inputs_raise_value_error(mutate, match):
     for impl in ("xla", "triton", "auto"):
         with pytest.raises(ValueError, match=match):
             longflow_decode_attention(*args, scale=0.125, impl=impl)
+    # The implementations' own entry points give the same message.
+    for entry in (longflow_attention_xla,
+                  functools.partial(triton_decode.longflow_attention_triton, interpret=True),
+                  functools.partial(mosaic_decode.longflow_attention_mosaic, interpret=True)):
+        with pytest.raises(ValueError, match=match):
+            entry(*args, scale=0.125)
 
 
 @pytest.mark.parametrize("layer,valid_shape,match", [
@@ -514,17 +480,14 @@ def _kernel_entry(impl: str, direct: bool):
         return functools.partial(longflow_decode_attention, impl=impl)
     if impl == "triton":
         return triton_decode.longflow_attention_triton
-    return importlib.import_module("pallas_kernels.mosaic_decode").longflow_attention_mosaic
+    return mosaic_decode.longflow_attention_mosaic
 
 
 @pytest.mark.parametrize("direct", [False, True])
 @pytest.mark.parametrize("impl,platform", [("triton", "a CUDA GPU"), ("mosaic", "a TPU")])
-def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform, direct):
+def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform, direct, rng):
     """Eager impl="triton"/"mosaic" on CPU (public API or the kernel's own function): a clear
     error naming impl, not Pallas' lowering error."""
-    if impl == "mosaic" and not HAVE_MOSAIC:
-        pytest.skip("no Mosaic kernel in this checkout")
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
     entry = _kernel_entry(impl, direct)
     with pytest.raises(ValueError, match=f"impl='{impl}' runs on {platform}.*'cpu'.*interpret=True"):
@@ -539,13 +502,10 @@ def test_eager_kernel_call_on_the_wrong_backend_says_so(impl, platform, direct):
     ("mosaic", "a TPU", "tpu", "tpu_custom_call")])
 @pytest.mark.parametrize("direct", [False, True])
 def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, custom_call,
-                                                          direct):
+                                                          direct, rng):
     """Under jit the platform is known only when compiling: the same clear error then, naming
     impl and the platform being compiled for (not Pallas' "Only interpret mode ..."); lowering
     for the kernel's own platform still works (jax.export's path)."""
-    if impl == "mosaic" and not HAVE_MOSAIC:
-        pytest.skip("no Mosaic kernel in this checkout")
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
     entry = _kernel_entry(impl, direct)
     traced = jax.jit(lambda *a: entry(*a, scale=0.1)).trace(q, k, v, valid)
@@ -558,10 +518,9 @@ def test_jitted_kernel_call_on_the_wrong_platform_says_so(impl, platform, home, 
     assert custom_call in traced.lower(lowering_platforms=(home,)).as_text()
 
 
-def test_auto_lowered_for_several_platforms_says_export_once_per_platform():
+def test_auto_lowered_for_several_platforms_says_export_once_per_platform(rng):
     """impl="auto" holds both kernels behind platform_dependent; jax lowers the branches with
     all the module's platforms, which a Pallas kernel cannot do: say so (not "use impl='auto'")."""
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 1, 4, 2, 128, 32, "random", "float32")
     traced = jax.jit(lambda *a: longflow_decode_attention(*a, scale=0.1)).trace(q, k, v, valid)
     with pytest.raises(ValueError, match="one platform at a time.*export once per platform"):
@@ -570,14 +529,13 @@ def test_auto_lowered_for_several_platforms_says_export_once_per_platform():
     xla.trace(q, k, v, valid).lower(lowering_platforms=("cpu", "cuda", "tpu"))  # no kernel: fine
 
 
-def test_nan_importance_keeps_the_eviction_slot_in_range():
+def test_nan_importance_keeps_the_eviction_slot_in_range(rng):
     """A NaN in q makes the importance NaN (garbage in); the slot must still index the buffer:
     as jnp.argmin in the XLA path, the first NaN (here the first valid) slot, on every impl."""
-    rng = np.random.default_rng()
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 300, "random", "float32")
     valid = valid.at[0, :5].set(False).at[0, 5].set(True)  # row 0: first valid slot is 5
     q = q.at[0, 3, 5].set(jnp.nan)
-    for impl in ["xla", "triton"] + (["mosaic"] if HAVE_MOSAIC else []):
+    for impl in ["xla", "triton", "mosaic"]:
         _, slot, imp = longflow_decode_attention(q, k, v, valid, scale=0.125, impl=impl,
                                                  return_importance=True,
                                                  interpret=impl != "xla")
@@ -586,14 +544,31 @@ def test_nan_importance_keeps_the_eviction_slot_in_range():
         assert np.asarray(slot).tolist() == [5, int(ref[1][0])], impl
 
 
+@pytest.mark.parametrize("chunks", ["one", "many"])
+def test_infinite_importance_keeps_the_eviction_slot_in_range(chunks, rng, request):
+    """Finite V whose L1 norm overflows fp32 (|v| = 1e37 over 64 dims) makes every importance
+    of row 0 +inf; the slot must still index the buffer: jnp.argmin's first slot, on every
+    impl (the Triton combine once returned INT32_MAX here), with one or several chunks."""
+    if chunks == "many":
+        request.getfixturevalue("many_chunks")
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 300, "all", "float32")
+    v = v.at[0].set(jnp.where(v[0] < 0, -1e37, 1e37))
+    valid = valid.at[1, 7].set(False)  # row 1: an empty slot ranks first
+    for impl in ["xla", "triton", "mosaic"]:
+        _, slot, imp = longflow_decode_attention(q, k, v, valid, scale=0.125, impl=impl,
+                                                 return_importance=True,
+                                                 interpret=impl != "xla")
+        assert np.isposinf(np.asarray(imp[0])).all(), impl
+        assert np.asarray(slot).tolist() == [0, 7], impl
+
+
 @pytest.mark.parametrize("dtype,heads,mask,per_kv_head", [
     ("bfloat16", (8, 2), "random", False), ("bfloat16", (9, 3), "single", True),
     ("float32", (8, 2), "left_pad", True), ("float32", (4, 1), "single", False),
 ])
-def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per_kv_head):
+def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per_kv_head, rng):
     """One split per row (several tiles): the split kernel normalises and writes the output
     itself, the combine merges importance only; checked against the float64 reference."""
-    rng = np.random.default_rng()
     (hq, hkv), slots, d = heads, 200, 64
     q, k, v, valid = make_inputs(rng, 3, hq, hkv, d, slots, mask, dtype)
     cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=1, block_k=32)
