@@ -4,7 +4,9 @@ Written from the definition in arXiv 2603.11504, Sec. 3, independently of
 ``pallas_kernels/xla.py``: per query head an explicit softmax over the valid
 slots, then the per-slot importance ``sum_h p[h, s] * ||v[kv(h), s]||_1``
 normalised by ``heads * head_dim``.  Everything runs in float64 so it can
-judge both the fp32 and the bf16 paths.
+judge both the fp32 and the bf16 paths.  ``random_decode_inputs``, the input
+generator shared by the tests and the device benchmarks, is the only function
+here that touches jax (to hand the kernels their arrays).
 """
 
 from __future__ import annotations
