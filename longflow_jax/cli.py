@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="prompts per batch (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"),
                    help="parameter dtype (default: a converted checkpoint's own, else float32)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2**31 - 1]")
+    p.add_argument("--seed", type=int, default=0,
+                   help="PRNG seed in [0, 2**31 - 1]; the first batch samples with it, each later batch with a "
+                        "distinct seed hashed from (seed, batch number)")
     p.add_argument("--attn-impl", choices=("auto", "xla", "triton", "mosaic"), default="auto")
     p.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (default: apply the chat template)")
     p.add_argument("--system", help="optional system message for the chat template")
@@ -114,6 +116,33 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         check_attn_impl(a.attn_impl)
     except ValueError as e:
         p.error(f"--attn-impl: {e}")
+
+
+def batch_seeds(seed: int, batches: int) -> list[int]:
+    """The PRNG seed of each batch of a run started with ``--seed seed``.
+
+    Batch 0 uses ``seed`` itself (a single prompt samples as ``generate(..., seed=seed)``).
+    Batch ``k >= 1`` uses the low 31 bits of NumPy's ``SeedSequence((seed, k))`` (a hash of
+    the pair, so batch 1 of ``--seed 0`` does not reuse the stream of ``--seed 1``), drawn
+    again from ``SeedSequence((seed, k, attempt))`` in the unlikely case it equals an earlier
+    batch's seed.  Every seed lies in ``[0, 2**31 - 1]`` and they are pairwise distinct.
+
+    Raises:
+      ValueError: ``seed`` outside ``[0, 2**31 - 1]`` or ``batches`` < 0.
+    """
+    import numpy as np
+
+    if not 0 <= seed < 2**31 or batches < 0:
+        raise ValueError(f"seed must be in [0, 2**31 - 1] and batches >= 0, got {seed}, {batches}")
+    seeds: list[int] = []
+    for k in range(batches):
+        derived, attempt = (seed if k == 0 else None), 0
+        while derived is None or derived in seeds:
+            entropy = (seed, k) if attempt == 0 else (seed, k, attempt)
+            derived = int(np.random.SeedSequence(entropy).generate_state(1)[0]) & (2**31 - 1)
+            attempt += 1
+        seeds.append(derived)
+    return seeds
 
 
 def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
@@ -259,6 +288,19 @@ def _save_checkpoint(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``longflow-sample`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns:
+      0 when every prompt was generated (or ``--save-checkpoint`` wrote the
+      checkpoint); 130 when interrupted with Ctrl-C (finished records stay in
+      ``FILE.partial``).
+
+    Raises:
+      SystemExit: code 2 for a bad flag value, input file, model or budget
+        (argparse's message names the flag; raised before any model load or
+        compile where the value does not depend on the model), code 0 for
+        ``--help``.
+    """
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.save_checkpoint is not None:
@@ -268,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                      "(or --save-checkpoint DIR)")
     _check_args(parser, a)
     prompts = _read_prompts(parser, a)
+    starts = range(0, len(prompts), a.batch_size)
+    seeds = batch_seeds(a.seed, len(starts))  # each in [0, 2**31 - 1] (--seed was checked above)
 
     # Heavy imports only after the arguments are known to be good.
     from tqdm.auto import tqdm
@@ -308,14 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     bar = None if stream else tqdm(total=len(encoded), desc="prompts", unit="prompt", file=sys.stderr)
     complete = False
     try:
-        for start in range(0, len(encoded), a.batch_size):
+        for start, seed in zip(starts, seeds):
             batch = encoded[start: start + a.batch_size]
             streamer = _Streamer(tok) if stream else None
             with warnings.catch_warnings():  # the note above already said it, once
                 warnings.filterwarnings("ignore", message=r"prompt \+ max_new_tokens .* exceeds the model")
                 res = generate(model.params, model.cfg, batch, max_new_tokens=a.max_new_tokens,
                                policy=a.policy, budget=budget, compression=a.compression,
-                               sampling=sampling, stop_ids=model.stop_ids, seed=a.seed + start,
+                               sampling=sampling, stop_ids=model.stop_ids, seed=seed,
                                min_new_tokens=a.min_new_tokens, attn_impl=a.attn_impl,
                                on_chunk=streamer)
             if streamer is not None:

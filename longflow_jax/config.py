@@ -130,11 +130,6 @@ class ModelConfig:
             qk_norm=arch == "Qwen3ForCausalLM",
         )
 
-    @property
-    def group_size(self) -> int:
-        """Query heads per KV head (GQA group)."""
-        return self.num_q_heads // self.num_kv_heads
-
     def kv_bytes_per_token(self, dtype_bytes: int) -> int:
         """Bytes of K+V one token occupies across all layers."""
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * dtype_bytes

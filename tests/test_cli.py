@@ -213,3 +213,40 @@ def test_interrupted_run_keeps_finished_records_in_partial_file(model_dir, tmp_p
     assert [r["index"] for r in partial] == [0, 1]
     err = capsys.readouterr().err
     assert "finished records kept in" in err and "interrupted (Ctrl-C)" in err
+
+
+def test_every_batch_gets_its_own_valid_seed(model_dir, tmp_path, capsys, monkeypatch):
+    """Batch k of a run samples with batch_seeds(--seed, ...)[k]: --seed itself first, then seeds hashed
+    from (seed, k), all in [0, 2**31 - 1] (--seed 2**31 - 1 used to overflow in batch 2 and crash)
+    and not the first seed of a neighbouring --seed (batch 2 of --seed 0 used --seed 2's stream)."""
+    import longflow_jax.decode_loop as loop
+    from longflow_jax.cli import batch_seeds
+
+    real, seeds = loop.generate, []
+
+    def recording(*args, **kwargs):
+        seeds.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "generate", recording)
+    data = tmp_path / "q.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"w5 w{i}"}) for i in range(3, 7)))
+    runs = {}
+    for seed in (2**31 - 1, 0, 2):  # 4 prompts, 2 per batch: the shapes of the tests above
+        seeds.clear()
+        out = tmp_path / f"out{seed}.jsonl"
+        rc = main(["--model", str(model_dir), "--jsonl", str(data), "--batch-size", "2", "--budget", "8",
+                   "--max-new-tokens", "3", "--temperature", "0.8", "--seed", str(seed), "--attn-impl", "xla",
+                   "--output", str(out)])
+        assert rc == 0 and len(out.read_text().splitlines()) == 4
+        runs[seed] = list(seeds)
+    capsys.readouterr()
+    for seed, used in runs.items():
+        assert used == batch_seeds(seed, 2) and used[0] == seed and used[1] != seed
+        assert all(0 <= s < 2**31 for s in used)
+    assert runs[0][1] != runs[2][0]
+    many = batch_seeds(2**31 - 1, 1000)
+    assert len(set(many)) == 1000 and 0 <= min(many) and max(many) < 2**31
+    assert not set(batch_seeds(0, 1000)[1:]) & set(range(1000))  # no --seed s < 1000 shares a stream
+    with pytest.raises(ValueError, match="seed must be in"):
+        batch_seeds(2**31, 1)

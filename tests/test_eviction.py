@@ -111,15 +111,30 @@ def test_empty_slots_fill_first_and_buffer_never_grows(tiny_models, rng):
 
 
 def test_no_eviction_when_budget_covers_everything(tiny_models, rng):
-    """budget >= prompt + max_new_tokens: LongFlow emits exactly what the full cache emits."""
-    _, m = tiny_models["llama"]
+    """The smallest budget that holds every token (longest prompt 9 + 24 new = 33 slots; the left
+    padding's slots are free) evicts nothing: LongFlow emits HF's greedy tokens and log-probabilities,
+    as policy "full" (16 + 24 = 40 slots) does."""
+    import torch
+
+    torch_model, m = tiny_models["llama"]
     prompts = [rng.integers(3, m.cfg.vocab_size, n).tolist() for n in (9, 4)]
     full = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy="full", attn_impl="xla")
+    assert full.budget == 16 + 24
+    results = [full]
     for policy in ("longflow", "longflow-per-head"):
-        lf = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy=policy, budget=16 + 24, attn_impl="xla")
-        assert lf.tokens == full.tokens
-        for a, b in zip(lf.logprobs, full.logprobs):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        lf = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy=policy, budget=9 + 24, attn_impl="xla")
+        assert lf.budget == 33 and not lf.evicted
+        results.append(lf)
+    for i, prompt in enumerate(prompts):  # the reference: HF's model on the unpadded row, full cache
+        toks = full.tokens[i]
+        assert len(toks) == 24
+        with torch.no_grad():
+            logits = torch_model(torch.tensor([prompt + toks[:-1]])).logits[0, len(prompt) - 1:].double()
+        ref = torch.log_softmax(logits, -1).numpy()
+        assert (ref[np.arange(24), toks] >= ref.max(-1) - 1e-4).all()  # HF's greedy choice at every step
+        for res in results:
+            assert res.tokens[i] == toks
+            np.testing.assert_allclose(res.logprobs[i], ref[np.arange(24), toks], rtol=0, atol=1e-4)
     # And a tight budget really changes the computation (the test can fail).
     tight = generate(m.params, m.cfg, prompts, max_new_tokens=24, policy="longflow", budget=4, attn_impl="xla")
     assert any(not np.allclose(a, b, atol=1e-4) for a, b in zip(tight.logprobs, full.logprobs))

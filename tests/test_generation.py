@@ -128,6 +128,97 @@ def test_warpers_match_transformers_logits_processors(rng):
         assert (~np.isinf(ours)).sum() > 4
 
 
+def test_top_p_one_removes_nothing_and_ties_are_kept_together(rng):
+    """top_p=1 keeps the whole vocabulary (a float32 cumsum reached 1.0 early on 49,152 peaked
+    logits and cut the tail, in about half of such rows); below 1, tokens tied with the last kept
+    one are kept."""
+    logits = jnp.asarray(rng.normal(size=(16, 49152)).astype(np.float32) * 8)
+    out = warp_logits(logits, SamplingParams.create(temperature=1.0, top_p=1.0))
+    assert not np.isinf(np.asarray(out)).any()
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(logits))
+    assert np.isinf(np.asarray(warp_logits(logits, SamplingParams.create(temperature=1.0, top_p=0.99)))).any()
+    tied = warp_logits(jnp.asarray([[2.0, 1.0, 1.0, 1.0, 0.0]]), SamplingParams.create(temperature=1.0, top_p=0.6))
+    assert np.isfinite(np.asarray(tied)[0]).tolist() == [True, True, True, True, False]  # HF keeps only 0 and 3
+
+
+def _hf_logits(torch_model, prompt, tokens):
+    """HF logits ``[len(tokens), V]`` float64 that chose each of ``tokens`` after ``prompt`` (full cache)."""
+    with torch.no_grad():
+        out = torch_model(torch.tensor([list(prompt) + list(tokens[:-1])])).logits[0, len(prompt) - 1:]
+    return out.double().numpy()
+
+
+def _seen_before(prompt, tokens, vocab):
+    """``[len(tokens), V]`` bool: the prompt and the tokens emitted before each step."""
+    seen = np.zeros((len(tokens), vocab), bool)
+    seen[:, prompt] = True
+    for i, t in enumerate(tokens[:-1]):
+        seen[i + 1:, t] = True
+    return seen
+
+
+# Sampling end to end, through generate on the tiny qwen3 with policy "full" (its logits are HF's,
+# so each step can be checked against the reference): one prompt of 9 tokens, 20 new, chunk 8,
+# the shapes of test_parity_hf's greedy test (two compiles: greedy and sampled).
+_E2E = dict(max_new_tokens=20, policy="full", chunk=8, attn_impl="xla")
+
+
+def test_top_k_1_sampling_is_greedy_end_to_end(tiny_models, rng):
+    _, m = tiny_models["qwen3"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
+    greedy = G.generate(m.params, m.cfg, [prompt], **_E2E).tokens
+    for seed in (0, 1):
+        sampled = G.generate(m.params, m.cfg, [prompt], seed=seed, **_E2E,
+                             sampling=SamplingParams.create(temperature=1.5, top_k=1))
+        assert sampled.tokens == greedy
+
+
+def test_top_k_samples_stay_among_the_k_best_penalised_logits(tiny_models, rng):
+    """Every sampled token is among the 3 highest logits of its step after the repetition
+    penalty (HF's logits with the prompt and earlier tokens penalised), and not always the first."""
+    torch_model, m = tiny_models["qwen3"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
+    sp = SamplingParams.create(temperature=1.0, top_k=3, repetition_penalty=1.3)
+    ranks = []
+    for seed in (0, 1):
+        toks = G.generate(m.params, m.cfg, [prompt], sampling=sp, seed=seed, **_E2E).tokens[0]
+        assert len(toks) == 20
+        logits = _hf_logits(torch_model, prompt, toks)
+        seen = _seen_before(prompt, toks, m.cfg.vocab_size)
+        penalised = np.where(seen, np.where(logits < 0, logits * 1.3, logits / 1.3), logits)
+        chosen = penalised[np.arange(20), toks]
+        third = np.sort(penalised, axis=-1)[:, -3]
+        assert (chosen >= third - 1e-4).all(), (chosen - third)
+        ranks += (penalised > chosen[:, None] + 1e-4).sum(-1).tolist()
+    assert set(ranks) == {0, 1, 2}  # it really sampled
+
+
+def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):
+    """Greedy with a repetition penalty: every step takes the argmax of HF's logits with the prompt
+    (never its left padding) and every earlier output token penalised; a large penalty removes the
+    repeats the unpenalised greedy run makes."""
+    torch_model, m = tiny_models["qwen3"]
+    for _ in range(30):  # a prompt whose unpenalised greedy continuation repeats a prompt token
+        prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
+        plain = G.generate(m.params, m.cfg, [prompt], **_E2E).tokens[0]
+        if set(plain) & set(prompt):
+            break
+    assert set(plain) & set(prompt) and len(set(plain)) < len(plain)
+    for penalty in (1.5, 1e4):
+        sp = SamplingParams.create(temperature=0.0, repetition_penalty=penalty)
+        toks = G.generate(m.params, m.cfg, [prompt], sampling=sp, **_E2E).tokens[0]
+        logits = _hf_logits(torch_model, prompt, toks)
+        seen = _seen_before(prompt, toks, m.cfg.vocab_size)
+        penalised = np.where(seen, np.where(logits < 0, logits * penalty, logits / penalty), logits)
+        chosen = penalised[np.arange(20), toks]
+        assert (chosen >= penalised.max(-1) - 1e-4).all(), penalty
+    assert not set(toks) & set(prompt) and len(set(toks)) == len(toks)  # penalty 1e4: no repeat at all
+    # The prompt is left-padded with id 0: padding is not "seen", the real prompt tokens are.
+    tokens, valid = G._pad_prompts([prompt], m.cfg)
+    state = G.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 20, 0, cfg=m.cfg, budget=36)
+    assert tokens[0, 0] == 0 and np.flatnonzero(np.asarray(state.seen)[0]).tolist() == sorted(set(prompt))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     # The bound is the padded prompt length (16) + the context (512), as in start.
     (dict(budget=1), "budget must be an integer in \\[2, 528\\] \\(padded prompt length 16 \\+ the model's context 512"),
@@ -422,3 +513,38 @@ def test_long_chunks_are_cut_to_a_shared_bucket(tiny_models, monkeypatch):
     assert long[1] == G.generate(m.params, m.cfg, prompts, max_new_tokens=30, budget=8,
                                  attn_impl="xla").tokens
     assert long[0][0] == long[1][0][:20]
+
+
+def test_empty_buffer_and_decode_step_name_bad_arguments(tiny_models):
+    """empty_buffer checks batch / budget / dtype; decode_step checks that the buffer fits cfg and
+    the parameters' dtype (instead of a broadcast TypeError, or the kernel's "k and v must have
+    q's dtype" from deep inside the trace)."""
+    from longflow_jax.model import decode_step, empty_buffer
+
+    _, m = tiny_models["llama"]
+    cfg = m.cfg
+    buf = empty_buffer(cfg, 2, 8, "float32")
+    assert buf.k.shape == buf.v.shape == (cfg.num_layers, 2, cfg.num_kv_heads, 8, cfg.head_dim)
+    assert buf.k.dtype == jnp.float32 and buf.valid.dtype == jnp.bool_ and not np.asarray(buf.valid).any()
+    assert buf.position.shape == (cfg.num_layers, 2, 8) and (np.asarray(buf.position) == -1).all()
+    per_head = empty_buffer(cfg, 2, 8, jnp.bfloat16, per_kv_head=True)
+    assert per_head.k.dtype == jnp.bfloat16 and per_head.per_kv_head
+    assert per_head.next_slot.shape == (cfg.num_layers, 2, cfg.num_kv_heads)
+    for args, error, match in [
+        ((cfg, 1, -3, jnp.float32), ValueError, "budget must be an integer >= 2 \\(slots per layer\\), got -3"),
+        ((cfg, 1, 8.0, jnp.float32), ValueError, "budget must be an integer >= 2 .*got 8.0"),
+        ((cfg, 0, 8, jnp.float32), ValueError, "batch must be an integer >= 1, got 0"),
+        ((cfg, 1, 8, jnp.int32), ValueError, "dtype must be float32, bfloat16 or float16 .*got int32"),
+        ((cfg, 1, 8, "float3"), TypeError, "dtype must be a float dtype .*got 'float3'"),
+        ((None, 1, 8, jnp.float32), TypeError, "cfg must be a ModelConfig"),
+    ]:
+        with pytest.raises(error, match=match):
+            empty_buffer(*args)
+    one = jnp.asarray([7], jnp.int32)
+    with pytest.raises(ValueError, match="buffer K/V dtype \\(bfloat16, bfloat16\\) must be the parameters' "
+                                         "dtype \\(float32\\).*empty_buffer\\(cfg, batch, budget, float32\\)"):
+        decode_step(m.params, empty_buffer(cfg, 1, 8, jnp.bfloat16), one, one, cfg=cfg, attn_impl="xla")
+    other = tiny_models["qwen3"][1].cfg  # head_dim 24, not 16
+    with pytest.raises(ValueError, match="buffer does not fit cfg: k and v must be \\[layers=2, batch, kv_heads=2, "
+                                         "budget, head_dim=16\\].*got k \\(2, 1, 2, 8, 24\\)"):
+        decode_step(m.params, empty_buffer(other, 1, 8, jnp.float32), one, one, cfg=cfg, attn_impl="xla")

@@ -66,9 +66,17 @@ def test_prefill_rejects_bad_shapes_and_budget(tiny_models):
 
     _, m = tiny_models["qwen2"]
     tokens = jnp.ones((1, 16), jnp.int32)
-    with pytest.raises(ValueError, match="must both be \\[batch, T\\]"):
+    valid = jnp.ones((1, 16), bool)
+    with pytest.raises(ValueError, match="key_valid must be a bool array of tokens' shape \\(1, 16\\)"):
         prefill(m.params, tokens, jnp.ones((1, 5), bool), cfg=m.cfg, budget=8)
-    with pytest.raises(ValueError, match="must both be \\[batch, T\\]"):
+    with pytest.raises(ValueError, match="tokens must be a non-empty \\[batch, T\\] array"):
         prefill(m.params, tokens[0], jnp.ones((16,), bool), cfg=m.cfg, budget=8)
-    with pytest.raises(ValueError, match="budget must be >= 2"):
-        prefill(m.params, tokens, jnp.ones((1, 16), bool), cfg=m.cfg, budget=1)
+    with pytest.raises(ValueError, match="budget must be an integer >= 2 \\(slots per layer.*got 1$"):
+        prefill(m.params, tokens, valid, cfg=m.cfg, budget=1)
+    # Early, named errors instead of jnp.pad's TypeError / the kernel's "valid must be bool" later on.
+    with pytest.raises(ValueError, match="budget must be an integer >= 2 .*got 8.0"):
+        prefill(m.params, tokens, valid, cfg=m.cfg, budget=8.0)
+    with pytest.raises(ValueError, match="key_valid must be a bool array .*got int32"):
+        prefill(m.params, tokens, valid.astype(jnp.int32), cfg=m.cfg, budget=8)
+    with pytest.raises(ValueError, match="tokens must hold integer token ids, got dtype float32"):
+        prefill(m.params, tokens.astype(jnp.float32), valid, cfg=m.cfg, budget=8)
