@@ -78,14 +78,6 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if not 0 <= a.min_new_tokens <= a.max_new_tokens:
         p.error(f"--min-new-tokens must be in [0, --max-new-tokens] = [0, {a.max_new_tokens}], "
                 f"got {a.min_new_tokens}")
-    if not (finite(a.temperature) and a.temperature >= 0):
-        p.error(f"--temperature must be a finite number >= 0 (0 = greedy), got {a.temperature}")
-    if not 0 <= a.top_k < 2**31:
-        p.error(f"--top-k must be in [0, 2**31 - 1] (0 disables), got {a.top_k}")
-    if not 0 < a.top_p <= 1:
-        p.error(f"--top-p must be in (0, 1], got {a.top_p}")
-    if not (finite(a.repetition_penalty) and a.repetition_penalty > 0):
-        p.error(f"--repetition-penalty must be a finite number > 0, got {a.repetition_penalty}")
     if a.batch_size < 1:
         p.error(f"--batch-size must be >= 1, got {a.batch_size}")
     if not 0 <= a.seed < 2**31:
@@ -111,11 +103,21 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--output {a.output} is also the input file: the run would replace it; "
                     f"choose another file name")
     from longflow_jax.decode_loop import check_attn_impl
+    from longflow_jax.sampling import SamplingParams
 
     try:
         check_attn_impl(a.attn_impl)
     except ValueError as e:
         p.error(f"--attn-impl: {e}")
+    try:  # the library's own checks (float32 range included), reported with the flag's name
+        SamplingParams.create(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+                              repetition_penalty=a.repetition_penalty)
+    except (TypeError, ValueError) as e:
+        message = str(e)
+        for field in ("temperature", "top_k", "top_p", "repetition_penalty"):
+            if message.startswith(field + " "):
+                message = "--" + field.replace("_", "-") + message[len(field):]
+        p.error(message)
 
 
 def batch_seeds(seed: int, batches: int) -> list[int]:

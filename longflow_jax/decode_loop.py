@@ -129,6 +129,10 @@ def _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_t
             raise ValueError("key_valid must mark left-padded rows (False padding first, then True up to the "
                              "last column; at least one token per row): pad prompts on the left, e.g. with "
                              "prompt_bucket")
+        longest = int(kv.sum(axis=1).max())
+        if longest > cfg.max_position_embeddings:  # as generate: RoPE positions past the context
+            raise ValueError(f"a prompt has {longest} tokens (key_valid), longer than the model's "
+                             f"context ({cfg.max_position_embeddings})")
 
 
 def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, cfg: ModelConfig,
@@ -152,9 +156,10 @@ def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, 
     Raises:
       TypeError: ``params`` not a parameter dict or ``cfg`` not a ModelConfig.
       ValueError: bad shapes, dtypes or budget; with concrete (not traced)
-        arguments also ids outside the vocabulary, rows not left-padded and
-        max_new_tokens / min_new_tokens / seed outside their ranges (at most
-        2**31 - 1).
+        arguments also ids outside the vocabulary, rows not left-padded, a
+        prompt longer than the model's context (``cfg.max_position_embeddings``
+        real tokens) and max_new_tokens / min_new_tokens / seed outside their
+        ranges (at most 2**31 - 1).
     """
     _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg, budget)
     return _start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg=cfg,

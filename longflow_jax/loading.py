@@ -103,6 +103,9 @@ def load_model(path: str | os.PathLike | None = None, *, dtype: str | None = Non
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike (a folder or a .gguf file) or None, "
                         f"got {type(path).__name__}")
+    if path is not None and not os.fspath(path):  # Path("") would silently mean the current folder
+        raise ModelLoadError("model path is empty: give a folder or a .gguf file, or None for the "
+                             "embedded default model")
     path = Path(path) if path is not None else default_model_path()
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
@@ -157,8 +160,11 @@ def _read_hf_folder(path: Path, np_dtype: np.dtype):
         raise ModelLoadError(f"{path} has no config.json")
     try:
         cfg = ModelConfig.from_hf(json.loads(config_file.read_text()))
-    except (json.JSONDecodeError, KeyError) as e:
+    except json.JSONDecodeError as e:
         raise ModelLoadError(f"{config_file} is not a valid model config: {e!r}") from e
+    except KeyError as e:
+        raise ModelLoadError(f"{config_file} is not a valid model config: it has no "
+                             f"{e.args[0]!r} field") from e
     files = _safetensors_files(path)
     tokenizer = _hf_tokenizer(path)  # before the (slow) weights: a bad tokenizer fails fast
     from safetensors import SafetensorError, safe_open

@@ -52,7 +52,10 @@ class SamplingParams:
         Raises:
           TypeError: a value that is not a number (``do_sample`` not a bool).
           ValueError: a value that is not a scalar, temperature < 0, top_k outside
-            [0, 2**31 - 1], top_p outside (0, 1], repetition_penalty <= 0.
+            [0, 2**31 - 1], top_p outside (0, 1], repetition_penalty <= 0, or a
+            nonzero float that float32 (the dtype used on device) cannot hold as
+            a normal number (magnitude outside [1.18e-38, 3.4e38]: it would
+            become 0, a subnormal or inf).
         """
         values = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
                   "repetition_penalty": repetition_penalty}
@@ -105,6 +108,9 @@ _RULES = {  # field: (integer dtype required, predicate on the values, message)
 }
 
 
+_F32 = np.finfo(np.float32)
+
+
 def _is_number(x) -> bool:
     """A concrete real number (Python, NumPy, 0-d or n-d array of a real dtype; not a bool)."""
     if isinstance(x, (bool, np.bool_, _Tracer, jax.ShapeDtypeStruct)):
@@ -133,6 +139,14 @@ def _check_values(values: dict, do_sample, prefix: str) -> None:
             jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.floating))
         if not kind_ok or not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
             raise ValueError(f"{prefix}{field} must be {rule}, got {shown!r}")
+        if not integer:  # the value is used as float32: it must stay the number it was
+            with np.errstate(over="ignore", under="ignore"):
+                arr32 = arr.astype(np.float32)
+            lost = (arr != 0) & ~((np.abs(arr32) >= _F32.tiny) & (np.abs(arr32) <= _F32.max))
+            if np.any(lost):
+                raise ValueError(f"{prefix}{field} must be {rule}, as a normal float32 (magnitude in "
+                                 f"[{_F32.tiny:.3g}, {_F32.max:.3g}], or 0): {shown!r} would become 0, "
+                                 f"a subnormal or inf on the device")
         if field == "temperature" and do_sample and np.any(arr == 0):
             raise ValueError(f"{prefix}temperature must be > 0 when do_sample=True")
 
@@ -165,7 +179,12 @@ def warp_logits(logits: jax.Array, sp: SamplingParams) -> jax.Array:
       sp: the sampling settings (``temperature`` > 0).
 
     Returns:
-      ``[B, V]`` float32: ``logits / temperature`` where kept, ``-inf`` where removed.
+      ``[B, V]`` float32: ``(logits - row max) / temperature`` where kept,
+      ``-inf`` where removed.  The shift leaves the sampling distribution
+      (the softmax) unchanged and keeps a tiny temperature from overflowing
+      the division: the row's maxima map to 0, every other token to a large
+      negative number or ``-inf``, so the draw becomes greedy, as the limit
+      ``temperature -> 0`` should.
 
     Tie rules (both filters keep every token tied with the last one they keep,
     so equal logits are always treated alike):
@@ -184,7 +203,7 @@ def warp_logits(logits: jax.Array, sp: SamplingParams) -> jax.Array:
     * ``top_p >= 1`` removes nothing (HF skips the warper at 1.0): a float32
       cumulative sum can reach 1 before the tail of a large vocabulary.
     """
-    logits = logits / sp.temperature
+    logits = (logits - jnp.max(logits, axis=-1, keepdims=True)) / sp.temperature
     sorted_desc = jnp.sort(logits, axis=-1)[:, ::-1]
     vocab = logits.shape[-1]
     k = jnp.where(sp.top_k > 0, jnp.minimum(sp.top_k, vocab), vocab)

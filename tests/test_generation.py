@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from longflow_jax import decode_loop as G
-from longflow_jax.sampling import SamplingParams, apply_repetition_penalty, warp_logits
+from longflow_jax.sampling import SamplingParams, apply_repetition_penalty, sample_token, warp_logits
 
 
 def test_buffer_shape_does_not_depend_on_max_new_tokens(tiny_models):
@@ -124,8 +124,26 @@ def test_warpers_match_transformers_logits_processors(rng):
             t = TopPLogitsWarper(top_p)(inp, t)
         ref = t.numpy()
         np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref))
-        np.testing.assert_allclose(ours[~np.isinf(ours)], ref[~np.isinf(ref)], rtol=1e-6)
+        # Same sampling distribution: ours are shifted by each row's max (warp_logits).
+        log_p = lambda x: x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)) - x.max(-1, keepdims=True)  # noqa: E731
+        np.testing.assert_allclose(log_p(ours)[~np.isinf(ours)], log_p(ref)[~np.isinf(ref)],
+                                   rtol=1e-5, atol=1e-5)
         assert (~np.isinf(ours)).sum() > 4
+
+
+def test_tiny_temperature_samples_the_argmax(rng):
+    """temperature -> 0 is greedy: at the smallest normal float32 temperature the division must
+    not overflow (it gave NaN probabilities and token 0 at 1e-38); smaller ones are refused."""
+    logits = jnp.asarray(rng.normal(size=(4, 300)).astype(np.float32) * 3)
+    seen = jnp.zeros((4, 300), bool)
+    sp = SamplingParams.create(temperature=1.2e-38)
+    for seed in range(3):
+        toks = sample_token(logits, seen, jax.random.key(seed), sp)
+        np.testing.assert_array_equal(np.asarray(toks), np.argmax(np.asarray(logits), -1))
+    for bad in (dict(temperature=1e-39), dict(temperature=1e39), dict(top_p=1e-46),
+                dict(repetition_penalty=1e39), dict(repetition_penalty=1e-46)):
+        with pytest.raises(ValueError, match="normal float32"):
+            SamplingParams.create(**bad)
 
 
 def test_top_p_one_removes_nothing_and_ties_are_kept_together(rng):
@@ -135,7 +153,7 @@ def test_top_p_one_removes_nothing_and_ties_are_kept_together(rng):
     logits = jnp.asarray(rng.normal(size=(16, 49152)).astype(np.float32) * 8)
     out = warp_logits(logits, SamplingParams.create(temperature=1.0, top_p=1.0))
     assert not np.isinf(np.asarray(out)).any()
-    np.testing.assert_array_equal(np.asarray(out), np.asarray(logits))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(logits - logits.max(-1, keepdims=True)))
     assert np.isinf(np.asarray(warp_logits(logits, SamplingParams.create(temperature=1.0, top_p=0.99)))).any()
     tied = warp_logits(jnp.asarray([[2.0, 1.0, 1.0, 1.0, 0.0]]), SamplingParams.create(temperature=1.0, top_p=0.6))
     assert np.isfinite(np.asarray(tied)[0]).tolist() == [True, True, True, True, False]  # HF keeps only 0 and 3
@@ -397,6 +415,12 @@ def test_start_and_generate_share_the_largest_budget(tiny_models):
         G.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 4, 0, cfg=m.cfg, budget=577)
     # policy "full" produces budgets inside the same bound (here past the context itself).
     assert G.resolve_budget(m.cfg, "full", 40, 472, None) == 64 + 472 <= 576
+    # A prompt longer than the context (512) is refused by start as by generate, before any compile.
+    long_valid = jnp.ones((1, 520), bool)
+    with pytest.raises(ValueError, match="a prompt has 520 tokens .* longer than the model's context \\(512\\)"):
+        G.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid, 4, 0, cfg=m.cfg, budget=16)
+    G.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid.at[0, :8].set(False), 4, 0,
+            cfg=m.cfg, budget=16)  # 512 real tokens after 8 of padding: accepted
 
 
 def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):

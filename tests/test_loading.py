@@ -137,6 +137,11 @@ def test_missing_path_and_config(tmp_path):
         load_model(tmp_path / "nope")
     with pytest.raises(ModelLoadError, match="no config.json"):
         load_model(tmp_path)
+    with pytest.raises(ModelLoadError, match="model path is empty"):  # not the current folder
+        load_model("")
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "hidden_size": 64}')
+    with pytest.raises(ModelLoadError, match="has no 'num_attention_heads' field"):
+        load_model(tmp_path)
 
 
 def test_corrupt_gguf(tmp_path):
