@@ -195,7 +195,7 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
     Args:
       params: parameter pytree (``load_model(...).params``).
       state: :class:`DecodeState` from :func:`start` or a previous chunk
-        (donated: do not reuse the argument).
+        (donated: do not reuse the argument; a reused one raises ValueError).
       forced: ``[batch, chunk]`` integer tokens to emit instead of sampling
         (teacher forcing); any negative value = sample.  Forced ids are not
         range checked here (they are traced); :func:`generate` and
@@ -231,6 +231,9 @@ def _check_chunk_args(params, state, sampling, cfg, stop_ids) -> tuple[int, ...]
     if not isinstance(state, DecodeState):
         raise TypeError(f"state must be a DecodeState (from start or the previous decode_chunk), "
                         f"got {type(state).__name__}")
+    if any(isinstance(x, jax.Array) and x.is_deleted() for x in jax.tree_util.tree_leaves(state)):
+        raise ValueError("state was donated to an earlier decode_chunk call and its buffers are gone: "
+                         "pass the state that call returned")
     check_sampling(sampling)
     return _check_stop_ids(stop_ids, cfg.vocab_size)
 
