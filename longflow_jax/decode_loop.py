@@ -197,9 +197,9 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
       state: :class:`DecodeState` from :func:`start` or a previous chunk
         (donated: do not reuse the argument; a reused one raises ValueError).
       forced: ``[batch, chunk]`` integer tokens to emit instead of sampling
-        (teacher forcing); any negative value = sample.  Forced ids are not
-        range checked here (they are traced); :func:`generate` and
-        :func:`score_continuation` check them.
+        (teacher forcing); any negative value = sample; ids must be below
+        ``cfg.vocab_size`` (checked when ``forced`` is concrete, i.e. not
+        traced inside an outer ``jit``).
       sampling: :class:`SamplingParams`.
       cfg: :class:`ModelConfig` (static: a new value compiles again).
       stop_ids: any sequence of ints in ``[0, vocab_size)`` that end a row
@@ -218,9 +218,16 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
         ``stop_ids`` not integers.
       ValueError: ``stop_ids`` outside the vocabulary, concrete ``sampling``
         values outside their ranges (see :meth:`SamplingParams.create`),
-        ``forced`` not an integer ``[batch, steps]`` array.
+        ``forced`` not an integer ``[batch, steps]`` array or (concrete) holding
+        an id >= ``cfg.vocab_size``, a donated ``state`` passed again.
     """
     stop_ids = _check_chunk_args(params, state, sampling, cfg, stop_ids)
+    if _concrete(forced) and getattr(forced, "size", 0) and hasattr(forced, "dtype") and jnp.issubdtype(
+            forced.dtype, jnp.integer):
+        top = int(np.max(np.asarray(forced)))  # a host copy of [batch, steps] ids: small
+        if top >= cfg.vocab_size:
+            raise ValueError(f"forced ids must be < vocab_size ({cfg.vocab_size}) or negative "
+                             f"(= sample), got {top}")
     return _decode_chunk(params, state, forced, sampling, cfg=cfg, stop_ids=stop_ids,
                          attn_impl=attn_impl)
 

@@ -432,7 +432,11 @@ def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):
     state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
     _, tok, _ = G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
     assert np.asarray(tok).tolist() == [[9, 4, -1, -1]]
-    # The state was donated: reusing it is refused with our message, not XLA's.
+    fresh = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
+    with pytest.raises(ValueError, match=f"forced ids must be < vocab_size \\({m.cfg.vocab_size}\\)"):
+        G.decode_chunk(m.params, fresh, forced.at[0, 2].set(m.cfg.vocab_size), sp, cfg=m.cfg,
+                       attn_impl="xla")
+    # The first state was donated: reusing it is refused with our message, not XLA's.
     with pytest.raises(ValueError, match="state was donated to an earlier decode_chunk call"):
         G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
 
