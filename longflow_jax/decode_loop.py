@@ -198,8 +198,8 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
         (donated: do not reuse the argument; a reused one raises ValueError).
       forced: ``[batch, chunk]`` integer tokens to emit instead of sampling
         (teacher forcing); any negative value = sample; ids must be below
-        ``cfg.vocab_size`` (checked when ``forced`` is concrete, i.e. not
-        traced inside an outer ``jit``).
+        ``cfg.vocab_size`` (checked when ``forced`` is a NumPy array; a jax
+        array is not read back, which would wait for the previous chunk).
       sampling: :class:`SamplingParams`.
       cfg: :class:`ModelConfig` (static: a new value compiles again).
       stop_ids: any sequence of ints in ``[0, vocab_size)`` that end a row
@@ -218,13 +218,13 @@ def decode_chunk(params, state: DecodeState, forced: jax.Array, sampling: Sampli
         ``stop_ids`` not integers.
       ValueError: ``stop_ids`` outside the vocabulary, concrete ``sampling``
         values outside their ranges (see :meth:`SamplingParams.create`),
-        ``forced`` not an integer ``[batch, steps]`` array or (concrete) holding
+        ``forced`` not an integer ``[batch, steps]`` array or (NumPy) holding
         an id >= ``cfg.vocab_size``, a donated ``state`` passed again.
     """
     stop_ids = _check_chunk_args(params, state, sampling, cfg, stop_ids)
-    if _concrete(forced) and getattr(forced, "size", 0) and hasattr(forced, "dtype") and jnp.issubdtype(
-            forced.dtype, jnp.integer):
-        top = int(np.max(np.asarray(forced)))  # a host copy of [batch, steps] ids: small
+    # Host ids only: reading a device array would wait for the previous chunk (no overlap).
+    if isinstance(forced, np.ndarray) and forced.size and np.issubdtype(forced.dtype, np.integer):
+        top = int(forced.max())
         if top >= cfg.vocab_size:
             raise ValueError(f"forced ids must be < vocab_size ({cfg.vocab_size}) or negative "
                              f"(= sample), got {top}")
@@ -238,7 +238,8 @@ def _check_chunk_args(params, state, sampling, cfg, stop_ids) -> tuple[int, ...]
     if not isinstance(state, DecodeState):
         raise TypeError(f"state must be a DecodeState (from start or the previous decode_chunk), "
                         f"got {type(state).__name__}")
-    if any(isinstance(x, jax.Array) and x.is_deleted() for x in jax.tree_util.tree_leaves(state)):
+    if any(isinstance(x, jax.Array) and _concrete(x) and x.is_deleted()
+           for x in jax.tree_util.tree_leaves(state)):
         raise ValueError("state was donated to an earlier decode_chunk call and its buffers are gone: "
                          "pass the state that call returned")
     check_sampling(sampling)

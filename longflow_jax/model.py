@@ -98,7 +98,7 @@ def _check_buffer(buffer, params, cfg: ModelConfig) -> None:
         raise ValueError(f"buffer does not fit cfg: k and v must be {expected} and valid [layers, batch, "
                          f"budget]; got k {tuple(k.shape)}, v "
                          f"{tuple(buffer.v.shape)}, valid {tuple(buffer.valid.shape)}")
-    compute = jnp.dtype(params["layers"]["wk"].dtype)  # K and V come out of the projections in their dtype
+    compute = jnp.dtype(params["layers"]["attn_norm"].dtype)  # K, V come out in the normed input's dtype (layers.qkv_projection)
     if k.dtype != compute or buffer.v.dtype != compute:
         raise ValueError(f"buffer K/V dtype ({k.dtype}, {buffer.v.dtype}) must be the parameters' dtype "
                          f"({compute}): build it from the same params (start / prefill) or with "

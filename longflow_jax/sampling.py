@@ -175,7 +175,9 @@ def warp_logits(logits: jax.Array, sp: SamplingParams) -> jax.Array:
 
     Args:
       logits: ``[B, V]`` float32 (``-inf`` allowed: such tokens stay ``-inf``
-        and carry no probability; a row needs at least one finite logit).
+        and carry no probability; a row needs at least one finite logit; a
+        row with a ``+inf`` logit is not shifted, and only its ``+inf``
+        tokens survive the filters).
       sp: the sampling settings (``temperature`` > 0).
 
     Returns:
@@ -203,7 +205,8 @@ def warp_logits(logits: jax.Array, sp: SamplingParams) -> jax.Array:
     * ``top_p >= 1`` removes nothing (HF skips the warper at 1.0): a float32
       cumulative sum can reach 1 before the tail of a large vocabulary.
     """
-    logits = (logits - jnp.max(logits, axis=-1, keepdims=True)) / sp.temperature
+    row_max = jnp.max(logits, axis=-1, keepdims=True)
+    logits = (logits - jnp.where(jnp.isfinite(row_max), row_max, 0.0)) / sp.temperature
     sorted_desc = jnp.sort(logits, axis=-1)[:, ::-1]
     vocab = logits.shape[-1]
     k = jnp.where(sp.top_k > 0, jnp.minimum(sp.top_k, vocab), vocab)

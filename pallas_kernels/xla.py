@@ -47,7 +47,8 @@ def longflow_attention_xla(q, k, v, valid, *, scale: float, layer=None, per_kv_h
         stacked buffer ``[layers, batch, kv_heads, slots, head_dim]``.
       valid: ``[batch, slots]`` bool, True where the slot holds a token
         (``[layers, batch, slots]`` with ``layer``).
-      scale: softmax scale, usually ``head_dim ** -0.5``.
+      scale: softmax scale, a positive Python float (static), usually
+        ``head_dim ** -0.5``.
       layer: None or an int32 scalar (may be traced) selecting the layer.
       per_kv_head: if True, importance and eviction slot are kept per KV head
         (sum over that head's query group only).

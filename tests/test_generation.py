@@ -208,7 +208,7 @@ def test_top_k_samples_stay_among_the_k_best_penalised_logits(tiny_models, rng):
         third = np.sort(penalised, axis=-1)[:, -3]
         assert (chosen >= third - 1e-4).all(), (chosen - third)
         ranks += (penalised > chosen[:, None] + 1e-4).sum(-1).tolist()
-    assert set(ranks) == {0, 1, 2}  # it really sampled
+    assert len(set(ranks)) >= 2  # it really sampled
 
 
 def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):
@@ -219,7 +219,7 @@ def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):
     for _ in range(30):  # a prompt whose unpenalised greedy continuation repeats a prompt token
         prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
         plain = G.generate(m.params, m.cfg, [prompt], **_E2E).tokens[0]
-        if set(plain) & set(prompt):
+        if set(plain) & set(prompt) and len(set(plain)) < len(plain):
             break
     assert set(plain) & set(prompt) and len(set(plain)) < len(plain)
     for penalty in (1.5, 1e4):
@@ -433,9 +433,14 @@ def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):
     _, tok, _ = G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
     assert np.asarray(tok).tolist() == [[9, 4, -1, -1]]
     fresh = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
+    bad = np.asarray(forced).copy()
+    bad[0, 2] = m.cfg.vocab_size
     with pytest.raises(ValueError, match=f"forced ids must be < vocab_size \\({m.cfg.vocab_size}\\)"):
-        G.decode_chunk(m.params, fresh, forced.at[0, 2].set(m.cfg.vocab_size), sp, cfg=m.cfg,
-                       attn_impl="xla")
+        G.decode_chunk(m.params, fresh, bad, sp, cfg=m.cfg, attn_impl="xla")
+    # Inside an outer jit (state traced) the same chunk gives the same tokens.
+    in_jit = jax.jit(lambda st: G.decode_chunk(m.params, st, forced, sp, cfg=m.cfg, stop_ids=[4],
+                                               attn_impl="xla")[1])
+    assert np.asarray(in_jit(fresh)).tolist() == [[9, 4, -1, -1]]
     # The first state was donated: reusing it is refused with our message, not XLA's.
     with pytest.raises(ValueError, match="state was donated to an earlier decode_chunk call"):
         G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
