@@ -19,6 +19,10 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``longflow-sample`` argument parser (flags and defaults as in the README's table).
+
+    Value checks that argparse cannot express live in ``_check_args``.
+    """
     p = argparse.ArgumentParser(
         prog="longflow-sample",
         description="Generate long outputs with a fixed-size KV cache chosen by the LongFlow eviction rule.",

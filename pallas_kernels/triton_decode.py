@@ -138,6 +138,7 @@ class KernelConfig:
 
     @property
     def split_len(self) -> int:
+        """Slots one program streams: ``block_k * blocks_per_split``."""
         return self.block_k * self.blocks_per_split
 
 
