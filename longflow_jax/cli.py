@@ -16,6 +16,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported for real only after the arguments are checked (it loads jax)
+    from longflow_jax.sampling import SamplingParams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
-    """Reject bad values before anything heavy (model load, compile) starts."""
+def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingParams:
+    """Reject bad values before anything heavy (model load, compile) starts; return the SamplingParams."""
     finite = math.isfinite
     if a.policy == "full" and (a.budget is not None or a.compression is not None):
         p.error("--budget/--compression apply to the longflow policies; --policy full keeps every token")
@@ -114,8 +118,8 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     except ValueError as e:
         p.error(f"--attn-impl: {e}")
     try:  # the library's own checks (float32 range included), reported with the flag's name
-        SamplingParams.create(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                              repetition_penalty=a.repetition_penalty)
+        return SamplingParams.create(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+                                     repetition_penalty=a.repetition_penalty)
     except (TypeError, ValueError) as e:
         message = str(e)
         for field in ("temperature", "top_k", "top_p", "repetition_penalty"):
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.prompt is None and a.prompt_file is None and a.jsonl is None:
         parser.error("one of the arguments --prompt --prompt-file --jsonl is required "
                      "(or --save-checkpoint DIR)")
-    _check_args(parser, a)
+    sampling = _check_args(parser, a)  # the validated SamplingParams
     prompts = _read_prompts(parser, a)
     starts = range(0, len(prompts), a.batch_size)
     seeds = batch_seeds(a.seed, len(starts))  # each in [0, 2**31 - 1] (--seed was checked above)
@@ -325,10 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     from longflow_jax.config import UnsupportedModelError
     from longflow_jax.decode_loop import generate, resolve_budget
     from longflow_jax.loading import ModelLoadError, load_model
-    from longflow_jax.sampling import SamplingParams
-
-    sampling = SamplingParams.create(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                                     repetition_penalty=a.repetition_penalty)
     try:
         model = load_model(a.model, dtype=a.dtype)
     except (ModelLoadError, UnsupportedModelError) as e:
