@@ -96,13 +96,12 @@ _MAX_AUTO_SPLITS = 128  # the combine reads every split's (m, l) of a row at onc
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 
-# Kernel bodies (see KernelConfig.variant); the last five are benchmark-only ablations.
-VARIANTS = ("pvt", "fma", "full", "vl1_reload", "pvt_reload",
-            "attn_only", "no_vl1", "no_store", "pvt_attn_only", "pvt_no_vl1")
+# Kernel bodies (see KernelConfig.variant).  Slower exact bodies and the
+# benchmark-only ablations of runs 21-34 (attention only, |v|_1 := 1, no store,
+# ...) were removed after their runs; they live in git at commit 517af4c.
+VARIANTS = ("pvt", "fma")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
-EXACT_VARIANTS = VARIANTS[:5]  # the rest compute wrong importance on purpose
 PARTIAL_DTYPES = ("float32", "bfloat16")
-KV_EVICTION_HINTS = (None, "evict_first", "evict_last")
 NUM_WARPS = (1, 2, 4, 8, 16, 32)
 
 
@@ -115,19 +114,13 @@ class KernelConfig:
     num_splits: int  # programs per (batch, kv head)
     num_warps: int
     num_stages: int
-    # Kernel body.  Exact: "pvt" (bf16 default: P@V computed transposed, o^T += V^T P^T,
-    # so the V tile is the dot's A operand and |v|_1 comes from the same
-    # registers; fastest on the H200 for bf16, benchmarks/NOTES.md run 3),
-    # "fma" (fp32 default: no tensor-core dot, one query head at a time on the
-    # CUDA cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6), "full"
-    # (plain P @ V), "vl1_reload" / "pvt_reload" (|v|_1 from a second load of V).
-    # Benchmark-only ablations, partials WRONG: "attn_only" (no importance),
-    # "no_vl1" (|v|_1 := 1), "no_store" (importance kept in registers); the
-    # "pvt_" forms of the first two keep the transposed P@V (run 25).
+    # Kernel body: "pvt" (the dot body, default for bf16 and for large groups:
+    # P@V computed transposed, o^T += V^T P^T, so the V tile is the dot's A
+    # operand and |v|_1 comes from the same registers; fastest on the H200,
+    # benchmarks/NOTES.md run 3) or "fma" (default for fp32 with a group of
+    # at most 8: no tensor-core dot, one query head at a time on the CUDA
+    # cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6).
     variant: str = "pvt"
-    # Cache hint for the K/V tile loads (read exactly once): None or
-    # "evict_first" (benchmark sweep; None unless measured better).
-    kv_eviction: str | None = None
     # Storage dtype of the per-slot, per-query-head importance partials
     # ("float32" or "bfloat16"); the combine always accumulates in fp32.
     # plan_config picks the input's precision; a hand-built KernelConfig gets fp32.
@@ -145,7 +138,7 @@ class KernelConfig:
 def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 *, block_k: int | None = None, num_splits: int | None = None,
                 num_warps: int | None = None, num_stages: int | None = None,
-                variant: str | None = None, kv_eviction: str | None = None,
+                variant: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
                 combine_programs: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
@@ -170,15 +163,13 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         256), a dtype other than float32/bfloat16, or an override out of range:
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
-        [1, 32], an unknown ``variant``, ``kv_eviction`` or ``partial_dtype``.
+        [1, 32], an unknown ``variant`` or ``partial_dtype``.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
                      num_stages=num_stages, group=group, combine_programs=combine_programs)
     if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
-    if kv_eviction not in KV_EVICTION_HINTS:
-        raise ValueError(f"kv_eviction must be one of {KV_EVICTION_HINTS}, got {kv_eviction!r}")
     itemsize = jnp.dtype(dtype).itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if variant is None:
@@ -214,7 +205,6 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         # its tiles in registers and gains nothing from cp.async stages (NOTES.md).
         num_stages=num_stages if num_stages is not None else (1 if fma else 2),
         variant=variant,
-        kv_eviction=kv_eviction,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
     )
@@ -251,21 +241,17 @@ def check_config(config, slots: int) -> None:
 
     Raises:
       TypeError: ``config`` is not a :class:`KernelConfig`.
-      ValueError: a field out of range, an ablation ``variant``, or a launch
+      ValueError: a field out of range, an unknown ``variant``, or a launch
         that does not cover ``slots`` with every split non-empty.
     """
     if not isinstance(config, KernelConfig):
         raise TypeError(f"config must be a KernelConfig (see plan_config), got "
                         f"{type(config).__name__}")
-    if config.variant not in EXACT_VARIANTS:
-        raise ValueError(f"config.variant must be one of {EXACT_VARIANTS} (the others are "
-                         f"benchmark-only ablations), got {config.variant!r}")
+    if config.variant not in VARIANTS:
+        raise ValueError(f"config.variant must be one of {VARIANTS}, got {config.variant!r}")
     if config.partial_dtype not in PARTIAL_DTYPES:
         raise ValueError(f"config.partial_dtype must be one of {PARTIAL_DTYPES}, got "
                          f"{config.partial_dtype!r}")
-    if config.kv_eviction not in KV_EVICTION_HINTS:
-        raise ValueError(f"config.kv_eviction must be one of {KV_EVICTION_HINTS}, got "
-                         f"{config.kv_eviction!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
@@ -319,7 +305,6 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     col_ok = jnp.arange(head_dim_p) < head_dim
     pad_cols = head_dim_p != head_dim
     pad_slots = cfg.num_splits * cfg.split_len != slots
-    hint = {"eviction_policy": cfg.kv_eviction} if cfg.kv_eviction else {}
     cols = pl.ds(0, head_dim_p)
 
     def load_tile(i):
@@ -333,12 +318,12 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
             kv_mask = col_ok[None, :] if pad_cols else None
             ok = _load(valid_ref.at[layer, tile])
         if kv_mask is None:
-            k = _load(k_ref.at[layer, tile, cols], **hint)
-            v = _load(v_ref.at[layer, tile, cols], **hint)
+            k = _load(k_ref.at[layer, tile, cols])
+            v = _load(v_ref.at[layer, tile, cols])
         else:
             kv_mask = jnp.broadcast_to(kv_mask, (block_k, head_dim_p))
-            k = _load(k_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
-            v = _load(v_ref.at[layer, tile, cols], mask=kv_mask, other=0, **hint)
+            k = _load(k_ref.at[layer, tile, cols], mask=kv_mask, other=0)
+            v = _load(v_ref.at[layer, tile, cols], mask=kv_mask, other=0)
         return k, v, ok
 
     if cfg.variant == "fma":
@@ -350,7 +335,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
     q = _load(q_ref.at[pl.ds(0, group_p), cols], mask=row_ok[:, None] & col_ok[None, :], other=0)
 
     def body(i, carry):
-        o, m, l, acc = carry
+        o, m, l = carry
         k, v, ok = load_tile(i)
         logits = jax.lax.dot_general(
             q, k, (((1,), (1,)), ((), ())), precision=precision,
@@ -360,45 +345,23 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
         rescale = jnp.exp(m - m_new)
         e = jnp.where(ok[None, :], jnp.exp(logits - m_new[:, None]), 0.0)
         l = rescale * l + jnp.sum(e, axis=1)
-        if pv_transposed:  # o^T += v^T e^T: V as the dot's A operand (registers)
-            o = rescale[None, :] * o + jax.lax.dot_general(
-                v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
-                preferred_element_type=jnp.float32)
-        else:
-            o = rescale[:, None] * o + jax.lax.dot_general(
-                e.astype(v.dtype), v, (((1,), (0,)), ((), ())), precision=precision,
-                preferred_element_type=jnp.float32)
-
+        # o^T += v^T e^T: V as the dot's A operand (registers), |v|_1 from the same tile.
+        o = rescale[None, :] * o + jax.lax.dot_general(
+            v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
+            preferred_element_type=jnp.float32)
         # Importance numerator for this tile, relative to m_new (stored too).
-        variant = cfg.variant
-        if variant.endswith("attn_only"):
-            return o, m_new, l, acc
-        if variant.endswith("no_vl1"):
-            v_l1 = jnp.ones((block_k,), jnp.float32)
-        elif variant.endswith("reload"):
-            tile = pl.ds(i * block_k, block_k)
-            v2 = _load(v_ref.at[layer, tile, cols],
-                       mask=jnp.broadcast_to(col_ok[None, :], (block_k, head_dim_p)), other=0)
-            v_l1 = jnp.sum(jnp.abs(v2.astype(jnp.float32)), axis=1)
-        else:
-            v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
-        if variant == "no_store":
-            return o, m_new, l, acc + jnp.sum(e * v_l1[None, :], axis=1)
+        v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
         tile = pl.ds(i * block_k, block_k)
         _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
                mask=row_ok[:, None])
         _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
-        return o, m_new, l, acc
+        return o, m_new, l
 
-    pv_transposed = cfg.variant.startswith("pvt")
-    o0 = jnp.zeros((head_dim_p, group_p) if pv_transposed else (group_p, head_dim_p), jnp.float32)
+    o0 = jnp.zeros((head_dim_p, group_p), jnp.float32)  # o^T
     m0 = jnp.full((group_p,), _MASK_VALUE, jnp.float32)
     l0 = jnp.zeros((group_p,), jnp.float32)
-    o, m, l, acc = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0, l0))
-    if cfg.variant == "no_store":
-        l = l + acc * 1e-30  # keep the ablated work alive
-    if pv_transposed:
-        o = o.T
+    o, m, l = jax.lax.fori_loop(0, cfg.blocks_per_split, body, (o0, m0, l0))
+    o = o.T
 
     if final_out:  # one split: m and l are the row's, so normalise here (the XLA contract's guard)
         o = (o * (1.0 / jnp.maximum(l, 1e-30))[:, None]).astype(o_ref.dtype)
