@@ -26,7 +26,8 @@ from flax import nnx
 
 from longflow_jax import layers as L
 from longflow_jax.config import ModelConfig
-from longflow_jax.decode_loop import decode_chunk, generate, start
+from longflow_jax.decode_loop import decode_chunk, start
+from longflow_jax.generation import generate
 from longflow_jax.kv_buffer import write_token
 from longflow_jax.model import Decoder, decode_step
 from longflow_jax.sampling import SamplingParams

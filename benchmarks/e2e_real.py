@@ -46,7 +46,7 @@ def write_prompts() -> None:
 def run_on_device(gguf_path: str, out_dir: str) -> None:
     import jax
 
-    from longflow_jax.decode_loop import generate
+    from longflow_jax.generation import generate
     from longflow_jax.loading import load_model
 
     print(f"devices: {jax.devices()}  jax {jax.__version__}", flush=True)

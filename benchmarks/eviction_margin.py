@@ -21,7 +21,7 @@ import numpy as np
 
 import longflow_jax.model as model
 from benchmarks.e2e_decode import SMOLLM2_135M, random_params
-from longflow_jax.decode_loop import generate
+from longflow_jax.generation import generate
 
 _attention = model.longflow_decode_attention
 _found = []

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.e2e_decode import SMOLLM2_135M, random_params
-from longflow_jax.decode_loop import _decode_chunk, _pad_prompts, generate, start
+from longflow_jax.decode_loop import _decode_chunk, start
+from longflow_jax.generation import _pad_prompts, generate
 from longflow_jax.sampling import SamplingParams
 
 

@@ -6,8 +6,8 @@ drives it from the host; :func:`score_continuation` teacher-forces a continuatio
 """
 
 from longflow_jax.config import ModelConfig, UnsupportedModelError
-from longflow_jax.decode_loop import (DecodeState, GenerationResult, decode_chunk, generate, prompt_bucket,
-                                   resolve_budget, score_continuation, start)
+from longflow_jax.decode_loop import DecodeState, decode_chunk, prompt_bucket, start
+from longflow_jax.generation import GenerationResult, generate, resolve_budget, score_continuation
 from longflow_jax.kv_buffer import KVBuffer
 from longflow_jax.loading import LoadedModel, ModelLoadError, default_model_path, load_model
 from longflow_jax.model import Decoder, decode_step, empty_buffer, prefill

@@ -110,7 +110,7 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         if any(out.resolve() == Path(x).resolve() for x in inputs):
             p.error(f"--output {a.output} is also the input file: the run would replace it; "
                     f"choose another file name")
-    from longflow_jax.decode_loop import check_attn_impl
+    from longflow_jax.generation import check_attn_impl
     from longflow_jax.sampling import SamplingParams
 
     try:
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from longflow_jax.config import UnsupportedModelError
-    from longflow_jax.decode_loop import generate, resolve_budget
+    from longflow_jax.generation import generate, resolve_budget
     from longflow_jax.loading import ModelLoadError, load_model
     try:
         model = load_model(a.model, dtype=a.dtype)

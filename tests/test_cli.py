@@ -195,7 +195,7 @@ def test_unsupported_architecture(model_dir, tmp_path, capsys):
 
 
 def test_interrupted_run_keeps_finished_records_in_partial_file(model_dir, tmp_path, capsys, monkeypatch):
-    import longflow_jax.decode_loop as loop
+    import longflow_jax.generation as loop
 
     real, calls = loop.generate, []
 
@@ -223,7 +223,7 @@ def test_every_batch_gets_its_own_valid_seed(model_dir, tmp_path, capsys, monkey
     """Batch k of a run samples with batch_seeds(--seed, ...)[k]: --seed itself first, then seeds hashed
     from (seed, k), all in [0, 2**31 - 1] (--seed 2**31 - 1 used to overflow in batch 2 and crash)
     and not the first seed of a neighbouring --seed (batch 2 of --seed 0 used --seed 2's stream)."""
-    import longflow_jax.decode_loop as loop
+    import longflow_jax.generation as loop
     from longflow_jax.cli import batch_seeds
 
     real, seeds = loop.generate, []

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from longflow_jax.decode_loop import generate, start
+from longflow_jax.decode_loop import start
+from longflow_jax.generation import generate
 from longflow_jax.model import decode_step
 from reference_model import ReferenceLongFlow
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from longflow_jax import decode_loop as G
+from longflow_jax import decode_loop as L
+from longflow_jax import generation as G
 from longflow_jax.sampling import SamplingParams, apply_repetition_penalty, sample_token, warp_logits
 
 
@@ -18,7 +19,7 @@ def test_buffer_shape_does_not_depend_on_max_new_tokens(tiny_models):
     _, m = tiny_models["llama"]
     tokens = jnp.asarray(np.arange(3, 19, dtype=np.int32)[None])
     valid = jnp.ones((1, 16), bool)
-    shapes = [jax.tree.map(jnp.shape, G.start(m.params, tokens, valid, n, 0, cfg=m.cfg, budget=32).buffer)
+    shapes = [jax.tree.map(jnp.shape, L.start(m.params, tokens, valid, n, 0, cfg=m.cfg, budget=32).buffer)
               for n in (100, 10_000)]
     assert shapes[0] == shapes[1]
     assert shapes[0].k == (m.cfg.num_layers, 1, m.cfg.num_kv_heads, 32, m.cfg.head_dim)
@@ -31,11 +32,11 @@ def test_generating_more_tokens_compiles_nothing_new(tiny_models, rng):
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, _secs, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
     G.generate(m.params, m.cfg, prompt, max_new_tokens=50, budget=12, attn_impl="xla")
-    sizes = (G._start._cache_size(), G._decode_chunk._cache_size())
+    sizes = (L._start._cache_size(), L._decode_chunk._cache_size())
     before = len(compiles)
     res = G.generate(m.params, m.cfg, prompt, max_new_tokens=500, budget=12, attn_impl="xla")
     assert len(res.tokens[0]) == 500
-    assert (G._start._cache_size(), G._decode_chunk._cache_size()) == sizes
+    assert (L._start._cache_size(), L._decode_chunk._cache_size()) == sizes
     assert len(compiles) == before, compiles[before:]
 
 
@@ -49,10 +50,10 @@ def test_decode_chunk_never_copies_the_kv_buffer(tiny_models, per_kv_head):
     """
     _, m = tiny_models["llama"]
     tokens = jnp.ones((2, 16), jnp.int32)
-    state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 8, 0, cfg=m.cfg, budget=64,
+    state = L.start(m.params, tokens, jnp.ones_like(tokens, bool), 8, 0, cfg=m.cfg, budget=64,
                     per_kv_head=per_kv_head)
     forced = jnp.full((2, 4), -1, jnp.int32)
-    hlo = G.decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
+    hlo = L.decode_chunk.lower(m.params, state, forced, SamplingParams.create(temperature=0.0),
                                cfg=m.cfg, attn_impl="xla").compile().as_text()
     k_shape = "f32[" + ",".join(map(str, state.buffer.k.shape)) + "]"
     assert k_shape in hlo  # the buffer is in the program under that name
@@ -233,7 +234,7 @@ def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):
     assert not set(toks) & set(prompt) and len(set(toks)) == len(toks)  # penalty 1e4: no repeat at all
     # The prompt is left-padded with id 0: padding is not "seen", the real prompt tokens are.
     tokens, valid = G._pad_prompts([prompt], m.cfg)
-    state = G.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 20, 0, cfg=m.cfg, budget=36)
+    state = L.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 20, 0, cfg=m.cfg, budget=36)
     assert tokens[0, 0] == 0 and np.flatnonzero(np.asarray(state.seen)[0]).tolist() == sorted(set(prompt))
 
 
@@ -311,18 +312,18 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
         args = dict(tokens=tokens, key_valid=valid, **good)
         args.update(change)
         with pytest.raises(ValueError, match=match):
-            G.start(m.params, args.pop("tokens"), args.pop("key_valid"), args.pop("max_new_tokens"),
+            L.start(m.params, args.pop("tokens"), args.pop("key_valid"), args.pop("max_new_tokens"),
                     args.pop("seed"), **args)
-    state = G.start(m.params, tokens, valid, **good)
+    state = L.start(m.params, tokens, valid, **good)
     sp = SamplingParams.create(temperature=0.0)
     for forced in (jnp.full((2, 3), -1, jnp.int32), jnp.full((1, 3), -1.0), jnp.full((3,), -1, jnp.int32)):
         with pytest.raises(ValueError, match="forced must be an integer array \\[batch=1, steps\\]"):
-            G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, attn_impl="xla")
+            L.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, attn_impl="xla")
     forced = jnp.full((1, 3), -1, jnp.int32)
     with pytest.raises(ValueError, match="stop_ids must be token ids in \\[0, "):
-        G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[10**6], attn_impl="xla")
+        L.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[10**6], attn_impl="xla")
     with pytest.raises(TypeError, match="stop_ids must be a sequence of integer"):
-        G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids="2", attn_impl="xla")
+        L.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids="2", attn_impl="xla")
     one = jnp.asarray([7], jnp.int32)
     for token, position in ((one[None], one), (one, 40), (jnp.asarray([7, 8], jnp.int32), one),
                             (one, one.astype(jnp.float32))):
@@ -337,14 +338,14 @@ def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
     _, m = tiny_models["llama"]
     tokens = jnp.asarray([[0, 0, 5, 6]], jnp.int32)  # the shapes of the test above: no new compile
     valid = jnp.asarray([[False, False, True, True]])
-    state = G.start(m.params, tokens, valid, 4, 0, cfg=m.cfg, budget=8)
+    state = L.start(m.params, tokens, valid, 4, 0, cfg=m.cfg, budget=8)
     forced = jnp.full((1, 3), -1, jnp.int32)
     sp = SamplingParams.create(temperature=0.0)
     calls = [
-        (lambda: G.decode_chunk(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
-        (lambda: G.decode_chunk(m.params, state, forced, sp, cfg=None), "cfg must be a ModelConfig .*got NoneType"),
-        (lambda: G.decode_chunk(m.params, state.buffer, forced, sp, cfg=m.cfg), "state must be a DecodeState"),
-        (lambda: G.decode_chunk.lower(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
+        (lambda: L.decode_chunk(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
+        (lambda: L.decode_chunk(m.params, state, forced, sp, cfg=None), "cfg must be a ModelConfig .*got NoneType"),
+        (lambda: L.decode_chunk(m.params, state.buffer, forced, sp, cfg=m.cfg), "state must be a DecodeState"),
+        (lambda: L.decode_chunk.lower(m.params, state, forced, None, cfg=m.cfg), "sampling must be a SamplingParams"),
         (lambda: decode_step(m.params, state.buffer, tokens[:, 0], tokens[:, 0], cfg=None),
          "cfg must be a ModelConfig .*got NoneType"),
         (lambda: decode_step(m.params, state, tokens[:, 0], tokens[:, 0], cfg=m.cfg), "buffer must be a KVBuffer"),
@@ -352,7 +353,7 @@ def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
          "cfg must be a ModelConfig .*got dict \\(the order is params, cfg: swapped\\?\\)"),
         (lambda: G.generate(None, m.cfg, [[5, 6]], max_new_tokens=4, budget=8), "params must be the parameter dict"),
         (lambda: G.score_continuation(m.cfg, m.params, [[5, 6]], [[7]], budget=8), "cfg must be a ModelConfig"),
-        (lambda: G.start(m.params, tokens, valid, 4, 0, cfg=None, budget=8), "cfg must be a ModelConfig"),
+        (lambda: L.start(m.params, tokens, valid, 4, 0, cfg=None, budget=8), "cfg must be a ModelConfig"),
         (lambda: G.resolve_budget(None, "longflow", 5, 4, budget=8), "cfg must be a ModelConfig"),
     ]
     for call, match in calls:
@@ -362,7 +363,7 @@ def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
     bad = SamplingParams(temperature=jnp.float32(1.0), top_k=jnp.int32(0), top_p=jnp.float32(2.0),
                          repetition_penalty=jnp.float32(1.0), do_sample=True)
     with pytest.raises(ValueError, match="sampling.top_p must be in \\(0, 1\\], got 2.0"):
-        G.decode_chunk(m.params, state, forced, bad, cfg=m.cfg)
+        L.decode_chunk(m.params, state, forced, bad, cfg=m.cfg)
 
 
 def test_direct_sampling_params_are_checked_only_when_concrete():
@@ -393,11 +394,11 @@ def test_direct_sampling_params_are_checked_only_when_concrete():
 @pytest.mark.parametrize("length", [0, -1, 3.5, True, "8", None])
 def test_prompt_bucket_rejects_non_positive_integers(length):
     with pytest.raises(ValueError, match="length must be an integer >= 1"):
-        G.prompt_bucket(length)
+        L.prompt_bucket(length)
 
 
 def test_prompt_bucket_values():
-    assert [G.prompt_bucket(n) for n in (1, 16, 17, 40, np.int64(64), 65)] == [16, 16, 32, 64, 64, 128]
+    assert [L.prompt_bucket(n) for n in (1, 16, 17, 40, np.int64(64), 65)] == [16, 16, 32, 64, 64, 128]
 
 
 def test_start_and_generate_share_the_largest_budget(tiny_models):
@@ -412,14 +413,14 @@ def test_start_and_generate_share_the_largest_budget(tiny_models):
     with pytest.raises(ValueError, match=match):
         G.generate(m.params, m.cfg, [prompt], max_new_tokens=4, budget=577, attn_impl="xla")
     with pytest.raises(ValueError, match=match):
-        G.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 4, 0, cfg=m.cfg, budget=577)
+        L.start(m.params, jnp.asarray(tokens), jnp.asarray(valid), 4, 0, cfg=m.cfg, budget=577)
     # policy "full" produces budgets inside the same bound (here past the context itself).
     assert G.resolve_budget(m.cfg, "full", 40, 472, None) == 64 + 472 <= 576
     # A prompt longer than the context (512) is refused by start as by generate, before any compile.
     long_valid = jnp.ones((1, 520), bool)
     with pytest.raises(ValueError, match="a prompt has 520 tokens .* longer than the model's context \\(512\\)"):
-        G.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid, 4, 0, cfg=m.cfg, budget=16)
-    G.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid.at[0, :8].set(False), 4, 0,
+        L.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid, 4, 0, cfg=m.cfg, budget=16)
+    L.start(m.params, jnp.full((1, 520), 5, jnp.int32), long_valid.at[0, :8].set(False), 4, 0,
             cfg=m.cfg, budget=16)  # 512 real tokens after 8 of padding: accepted
 
 
@@ -429,21 +430,21 @@ def test_decode_chunk_takes_stop_ids_as_a_list(tiny_models):
     tokens = jnp.asarray([[5, 6, 7, 8]], jnp.int32)
     sp = SamplingParams.create(temperature=0.0)
     forced = jnp.asarray([[9, 4, 9, 9]], jnp.int32)  # teacher-forced: 4 is emitted second
-    state = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
-    _, tok, _ = G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
+    state = L.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
+    _, tok, _ = L.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
     assert np.asarray(tok).tolist() == [[9, 4, -1, -1]]
-    fresh = G.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
+    fresh = L.start(m.params, tokens, jnp.ones_like(tokens, bool), 4, 0, cfg=m.cfg, budget=8)
     bad = np.asarray(forced).copy()
     bad[0, 2] = m.cfg.vocab_size
     with pytest.raises(ValueError, match=f"forced ids must be < vocab_size \\({m.cfg.vocab_size}\\)"):
-        G.decode_chunk(m.params, fresh, bad, sp, cfg=m.cfg, attn_impl="xla")
+        L.decode_chunk(m.params, fresh, bad, sp, cfg=m.cfg, attn_impl="xla")
     # Inside an outer jit (state traced) the same chunk gives the same tokens.
-    in_jit = jax.jit(lambda st: G.decode_chunk(m.params, st, forced, sp, cfg=m.cfg, stop_ids=[4],
+    in_jit = jax.jit(lambda st: L.decode_chunk(m.params, st, forced, sp, cfg=m.cfg, stop_ids=[4],
                                                attn_impl="xla")[1])
     assert np.asarray(in_jit(fresh)).tolist() == [[9, 4, -1, -1]]
     # The first state was donated: reusing it is refused with our message, not XLA's.
     with pytest.raises(ValueError, match="state was donated to an earlier decode_chunk call"):
-        G.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
+        L.decode_chunk(m.params, state, forced, sp, cfg=m.cfg, stop_ids=[4], attn_impl="xla")
 
 
 def test_longflow_past_the_context_warns(tiny_models):
@@ -534,7 +535,7 @@ def test_long_chunks_are_cut_to_a_shared_bucket(tiny_models, monkeypatch):
     equal those of the default chunk."""
     _, m = tiny_models["llama"]
     lengths = []
-    decode = G._decode_chunk
+    decode = L._decode_chunk
 
     def recording(params, state, forced, *args, **kwargs):
         lengths.append(forced.shape[1])

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from longflow_jax.decode_loop import generate, prompt_bucket, start
+from longflow_jax.decode_loop import prompt_bucket, start
+from longflow_jax.generation import generate
 from longflow_jax.model import decode_step
 
 STEPS = 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longflow_jax.decode_loop import generate
+from longflow_jax.generation import generate
 
 pytestmark = pytest.mark.slow
 
