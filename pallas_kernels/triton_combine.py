@@ -174,11 +174,12 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         """Step ``i``'s tile maxima, stored partials and slot validity (all masked past the chunk)."""
         tile0 = (chunk * steps + i) * tps
         tile_ok = (tile0 + jnp.arange(tps) < num_tiles) & (i < steps)
-        mask2 = row_ok[:, None] & tile_ok[None, :]
-        m_tile = _load(mt_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps)], mask=mask2,
+        # Tile-major partials: [tps, rows_p] maxima and [tps, rows_p, block_k] partials.
+        mask2 = tile_ok[:, None] & row_ok[None, :]
+        m_tile = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p)], mask=mask2,
                        other=_MASK_VALUE)
-        e = _load(imp_ref.at[pl.ds(0, rows_p), pl.ds(tile0, tps), pl.ds(0, block_k)],
-                  mask=mask2[:, :, None], other=0)  # [rows_p, tps, block_k], stored dtype
+        e = _load(imp_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p), pl.ds(0, block_k)],
+                  mask=mask2[:, :, None], other=0)  # stored dtype
         slot = tile0 * block_k + jnp.arange(step_slots)
         ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)],
                    mask=(slot < slots) & (i < steps), other=False)
@@ -190,8 +191,8 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         lane_key, lane_idx, m_tile, e, ok = carry
         upcoming = load_step(i + 1)
         tile0 = (chunk * steps + i) * tps
-        w = jnp.exp(m_tile - m_glob[:, None]) * row_w[:, None]  # [rows_p, tps]
-        imp = jnp.sum(e.astype(jnp.float32) * w[:, :, None], axis=0).reshape(step_slots)
+        w = jnp.exp(m_tile - m_glob[None, :]) * row_w[None, :]  # [tps, rows_p]
+        imp = jnp.sum(e.astype(jnp.float32) * w[:, :, None], axis=1).reshape(step_slots)
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
@@ -304,7 +305,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
                          f"got {o_part.dtype}")
     batch, kv_heads, group, num_splits = m_part.shape
     head_dim = o_part.shape[-1]
-    num_tiles = m_tile.shape[3]  # incl. the split kernel's padding tiles past `slots`
+    num_tiles = m_tile.shape[0]  # incl. the split kernel's padding tiles past `slots`
     outputs = kv_heads if per_kv_head else 1
     rows = kv_heads * group // outputs
     # Chunks cover the tiles that hold slots, so none is padding only.
@@ -314,8 +315,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     views = (m_part.reshape(batch, outputs, rows, num_splits),
              l_part.reshape(batch, outputs, rows, num_splits),
              o_part.reshape(batch, outputs, rows, num_splits, head_dim),
-             imp_part.reshape(batch, outputs, rows, num_tiles, block_k),
-             m_tile.reshape(batch, outputs, rows, num_tiles))
+             imp_part.reshape(num_tiles, batch, outputs, rows, block_k),
+             m_tile.reshape(num_tiles, batch, outputs, rows))
     if not merge_outputs:
         views = views[:2] + views[3:]
 
@@ -323,7 +324,12 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
         return pl.BlockSpec((None, None) + shape, lambda b, o, p: (b, o) + (0,) * len(shape))
 
     in_specs = [pl.BlockSpec((1,), lambda b, o, p: (0,))]
-    in_specs += [whole(v.shape[2:]) for v in views]
+    def tiles_first(shape):  # tile-major: [tiles, batch, outputs, ...]
+        return pl.BlockSpec((shape[0], None, None) + shape[3:],
+                            lambda b, o, p: (0, b, o) + (0,) * (len(shape) - 3))
+
+    in_specs += [whole(v.shape[2:]) for v in views[:-2]]  # m, l (and o)
+    in_specs += [tiles_first(v.shape) for v in views[-2:]]  # partials, tile maxima
     in_specs.append(pl.BlockSpec((valid.shape[0], None, slots), lambda b, o, p: (0, b, 0)))
     count_spec = pl.BlockSpec((None, None, 1), lambda b, o, p: (b, o, 0))
     in_specs.append(count_spec)

@@ -351,10 +351,10 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
             preferred_element_type=jnp.float32)
         # Importance numerator for this tile, relative to m_new (stored too).
         v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
-        tile = pl.ds(i * block_k, block_k)
-        _store(imp_ref.at[pl.ds(0, group_p), tile], (e * v_l1[None, :]).astype(imp_ref.dtype),
-               mask=row_ok[:, None])
-        _store(mblk_ref.at[pl.ds(0, group_p), pl.ds(i, 1)], m_new[:, None], mask=row_ok[:, None])
+        # Tile-major partials: the tile's rows are one contiguous piece (module docstring).
+        _store(imp_ref.at[i, pl.ds(0, group_p), pl.ds(0, block_k)],
+               (e * v_l1[None, :]).astype(imp_ref.dtype), mask=row_ok[:, None])
+        _store(mblk_ref.at[i, pl.ds(0, group_p)], m_new, mask=row_ok)
         return o, m_new, l
 
     o0 = jnp.zeros((head_dim_p, group_p), jnp.float32)  # o^T
@@ -388,7 +388,6 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
         k, v, ok = load_tile(i)
         k, v = k.astype(f32), v.astype(f32)
         v_l1 = jnp.sum(jnp.abs(v), axis=1)  # [block_k]
-        tile = pl.ds(i * cfg.block_k, cfg.block_k)
         new = []
         for g, (o, m, l) in enumerate(carry):
             logits = jnp.where(ok, jnp.sum(k * qs[g][None, :], axis=1), _MASK_VALUE)
@@ -397,8 +396,8 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
             e = jnp.where(ok, jnp.exp(logits - m_new), 0.0)  # [block_k]
             new.append((rescale * o + jnp.sum(e[:, None] * v, axis=0),
                         m_new, rescale * l + jnp.sum(e)))
-            _store(imp_ref.at[rows[g], tile], (e * v_l1).astype(imp_ref.dtype))
-            _store(mblk_ref.at[rows[g], pl.ds(i, 1)], jnp.full((1,), m_new, f32))
+            _store(imp_ref.at[i, rows[g], pl.ds(0, cfg.block_k)], (e * v_l1).astype(imp_ref.dtype))
+            _store(mblk_ref.at[i, pl.ds(g, 1)], jnp.full((1,), m_new, f32))
         return tuple(new)
 
     init = tuple((jnp.zeros((head_dim_p,), f32), jnp.float32(_MASK_VALUE), jnp.float32(0.0))
@@ -428,7 +427,6 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
     group_p = max(16, _next_pow2(group))
     head_dim_p = max(16, _next_pow2(head_dim))
     ns, bps, sl = cfg.num_splits, cfg.blocks_per_split, cfg.split_len
-    padded_slots = ns * sl
     precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
 
     # One split: the program's running max and sum are the row's, so it writes the
@@ -446,15 +444,20 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         o_shape = jax.ShapeDtypeStruct((batch, kv_heads, group, ns, head_dim), f32)
         o_spec = pl.BlockSpec((None, None, group_p, None, head_dim_p),
                               lambda b, h, s: (b, h, 0, s, 0))
+    # Importance partials and tile maxima tile-major (module docstring, run 67).
+    bk = cfg.block_k
+    imp_shape = jax.ShapeDtypeStruct((ns * bps, batch, kv_heads, group, bk),
+                                     jnp.dtype(cfg.partial_dtype))  # e * |v|_1
+    mblk_shape = jax.ShapeDtypeStruct((ns * bps, batch, kv_heads, group), f32)  # m per tile
+    imp_spec = pl.BlockSpec((bps, None, None, group_p, bk), lambda b, h, s: (s, b, h, 0, 0))
+    mblk_spec = pl.BlockSpec((bps, None, None, group_p), lambda b, h, s: (s, b, h, 0))
     # Query-head-major layouts so the combine reads each output group's rows
     # as one contiguous block (triton_combine.combine_partials).
     out_shape = [
         o_shape,
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # m
         jax.ShapeDtypeStruct((batch, kv_heads, group, ns), f32),  # l
-        jax.ShapeDtypeStruct((batch, kv_heads, group, padded_slots),
-                             jnp.dtype(cfg.partial_dtype)),  # e * |v|_1
-        jax.ShapeDtypeStruct((batch, kv_heads, group, ns * bps), f32),  # m per tile
+        imp_shape, mblk_shape,
         jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]
     # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
@@ -472,8 +475,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         o_spec,
         pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
         pl.BlockSpec((None, None, group_p, None), lambda b, h, s: (b, h, 0, s)),
-        pl.BlockSpec((None, None, group_p, sl), lambda b, h, s: (b, h, 0, s)),
-        pl.BlockSpec((None, None, group_p, bps), lambda b, h, s: (b, h, 0, s)),
+        imp_spec, mblk_spec,
         pl.BlockSpec((None, None, 1), lambda b, h, s: (b, h, 0)),
     ]
     qg = q.reshape(batch, kv_heads, group, head_dim)
