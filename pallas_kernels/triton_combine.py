@@ -277,10 +277,10 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
         or ``[batch, kv_heads, group, head_dim]``: the final output (one split; the
         split kernel normalised it), passed through.
       m_part, l_part: ``[batch, kv_heads, group, splits]`` f32 running max / sum.
-      imp_part: ``[batch, kv_heads, group, tiles * block_k]`` f32 or bf16
+      imp_part: ``[tiles, batch, kv_heads, group, block_k]`` (tile-major) f32 or bf16
         ``exp(logit - m_tile) * ||v||_1`` (0 at invalid and padding slots);
         merged in fp32 either way.
-      m_tile: ``[batch, kv_heads, group, tiles]`` f32 max used for each tile.
+      m_tile: ``[tiles, batch, kv_heads, group]`` f32 max used for each tile.
       valid: ``[layers, batch, slots]`` bool, True where the slot holds a token.
       layer: int32 ``[1]``, the layer of ``valid`` to use.
       counter: int32 ``[batch, kv_heads, 1]``, all zeros (the split kernel writes

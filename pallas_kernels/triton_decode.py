@@ -32,6 +32,13 @@ design goal is to read every K and V byte exactly once:
   (the rest, ~0.3 % at the headline shape, is per-tile maxima, per-split
   outputs (none at one split, where the kernel writes the final output) and
   the importance row; benchmarks/RESULTS.md).
+  They are stored tile-major, ``[tiles, batch, kv_heads, group, block_k]``:
+  each tile's rows are one contiguous piece and all resident programs write
+  into one advancing region.  About half of what the importance costs over
+  attention-only code was these writes' DRAM traffic, not their instructions
+  (run 66: the same stores kept in L2 made the kernel 4.2% faster), and the
+  head-major layout ``[batch, kv_heads, group, slots]`` (4 scattered write
+  streams per program) was 2.8% slower (runs 67-69, benchmarks/NOTES.md).
   They are stored in the input's precision (``KernelConfig.partial_dtype``):
   bf16 inputs keep bf16 partials, 8 B written + 8 B read per 512 B of K+V at
   group 4 and head_dim 128 (3.1 %; fp32 partials would be 6.25 %, over the
@@ -451,7 +458,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
     mblk_shape = jax.ShapeDtypeStruct((ns * bps, batch, kv_heads, group), f32)  # m per tile
     imp_spec = pl.BlockSpec((bps, None, None, group_p, bk), lambda b, h, s: (s, b, h, 0, 0))
     mblk_spec = pl.BlockSpec((bps, None, None, group_p), lambda b, h, s: (s, b, h, 0))
-    # Query-head-major layouts so the combine reads each output group's rows
+    # o, m, l query-head-major, so the combine reads each output group's rows
     # as one contiguous block (triton_combine.combine_partials).
     out_shape = [
         o_shape,
