@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,8 +105,18 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         out = Path(a.output)
         if not a.output or out.is_dir():
             p.error(f"--output {a.output!r}: give a file name" + (", not a folder" if a.output else ""))
-        if not out.resolve().parent.is_dir():
+        folder = out.resolve().parent
+        if not folder.is_dir():
             p.error(f"--output {a.output}: folder does not exist")
+        partial = out.with_name(out.name + ".partial")
+        if partial.is_dir():
+            p.error(f"--output {a.output}: {partial} is a folder (the run writes its records to "
+                    f"FILE.partial first); remove it or choose another file name")
+        try:  # can we create files there at all (read-only mounts, /proc, permissions)?
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            p.error(f"--output {a.output}: cannot create files in {folder}: {e.strerror}")
         inputs = [x for x in (a.jsonl, a.prompt_file) if x is not None]
         if any(out.resolve() == Path(x).resolve() for x in inputs):
             p.error(f"--output {a.output} is also the input file: the run would replace it; "
@@ -157,7 +168,7 @@ def batch_seeds(seed: int, batches: int) -> list[int]:
 
 def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not text
     except OSError as e:
         p.error(f"{flag} {path}: {e.strerror}")
     except UnicodeDecodeError as e:
@@ -345,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             longest = max(map(len, encoded[start: start + a.batch_size]))
             resolve_budget(model.cfg, a.policy, longest, a.max_new_tokens, budget, a.compression)
     except ValueError as e:
+        if a.compression is not None and str(e).startswith("budget"):
+            parser.error(f"--compression {a.compression} sets budget = round((1 - F) x (longest prompt + "
+                         f"--max-new-tokens)) per batch, and that {e}")
         flag = "--compression" if a.compression is not None else "--budget"
         parser.error(f"{flag}: {e}" if str(e).startswith(("budget", "compression")) else str(e))
     if max(map(len, encoded)) + a.max_new_tokens > context:
@@ -352,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
 
     stream = len(encoded) == 1
+    if a.output is not None and Path(a.output).exists():
+        print(f"note: {a.output} exists; it will be replaced when the run completes", file=sys.stderr)
     writer = _RecordWriter(a.output, echo=not stream)
     totals = {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0, "evicted": False}
     budgets, last = set(), None

@@ -77,6 +77,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
     (["--output", ""], "--output '': give a file name"),
     (["--output", "/tmp"], "give a file name, not a folder"),
+    (["--output", "/proc/answers.jsonl"], "--output /proc/answers.jsonl: cannot create files in /proc"),
     (["--attn-impl", "triton"], "--attn-impl: attn_impl='triton' needs a CUDA GPU"),
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--top-k", "-3"], "--top-k must be an integer in [0, 2**31 - 1]"),
@@ -99,6 +100,26 @@ def test_bad_arguments_exit_before_loading(args, message, capsys):
         main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_output_checks_before_loading_and_notice_on_replace(model_dir, tmp_path, capsys):
+    """FILE.partial being a folder stops the run before loading; an existing FILE is named before it
+    is replaced (never silently); a UTF-8 BOM in --jsonl (Windows editors) is not part of the text."""
+    out = tmp_path / "a.jsonl"
+    (tmp_path / "a.jsonl.partial").mkdir()
+    with pytest.raises(SystemExit):
+        main(["--prompt", "w5", "--output", str(out)])
+    assert "a.jsonl.partial is a folder" in capsys.readouterr().err
+    data = tmp_path / "q.jsonl"
+    data.write_bytes(b"\xef\xbb\xbf" + json.dumps({"question": "w5 w6"}).encode() + b"\n")
+    out = tmp_path / "b.jsonl"
+    out.write_text("old\n")
+    rc = main(["--model", str(model_dir), "--jsonl", str(data), "--budget", "8", "--max-new-tokens", "2",
+               "--attn-impl", "xla", "--output", str(out)])
+    assert rc == 0
+    assert f"note: {out} exists; it will be replaced" in capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in records] == ["w5 w6"]
 
 
 def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys):
