@@ -468,7 +468,7 @@ def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpre
         jax.ShapeDtypeStruct((batch, kv_heads, 1), jnp.int32),  # combine's counter, zeroed
     ]
     # Blocks may overhang the arrays (group -> group_p, head_dim -> head_dim_p,
-    # slots -> padded_slots); every load/store past the end is masked.  The
+    # slots -> num_splits x split_len); every load/store past the end is masked.  The
     # layer axis stays whole in every block: the kernel indexes it with
     # ``layer`` (Triton on GPU has no scalar prefetch for index maps).
     in_specs = [
