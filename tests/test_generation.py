@@ -103,6 +103,50 @@ def test_sampling_is_seeded_and_stops_on_stop_tokens(tiny_models, rng):
     assert all(len(t) == 30 and stop not in t for t in m2.tokens)
 
 
+def test_a_stop_token_ends_only_its_own_row(tiny_models, rng):
+    """Greedy, two different prompts: the stop id is a token row 0 emits at step k and row 1 does not
+    emit up to step k + 1; row 0 ends right after it, row 1 runs on to its own first stop (if any)."""
+    _, m = tiny_models["qwen3"]
+    kw = dict(max_new_tokens=30, budget=8, attn_impl="xla")
+    for _ in range(20):
+        prompts = [rng.integers(3, m.cfg.vocab_size, 6).tolist() for _ in range(2)]
+        plain = G.generate(m.params, m.cfg, prompts, **kw).tokens
+        steps = [k for k in range(2, 25) if plain[0][k] not in plain[0][:k] + plain[1][: k + 2]]
+        if steps:
+            break
+    assert steps, "no prompt pair where row 0 emits a token row 1 does not"
+    k = steps[0]
+    stop = plain[0][k]
+    res = G.generate(m.params, m.cfg, prompts, stop_ids=(stop,), **kw).tokens
+    assert res[0] == plain[0][: k + 1]
+    expected = plain[1][: plain[1].index(stop) + 1] if stop in plain[1] else plain[1]
+    assert res[1] == expected and len(res[1]) > k + 1  # row 1 kept going past row 0's stop
+
+
+def test_min_new_tokens_suppresses_stop_ids_for_exactly_that_many_tokens(tiny_models, rng):
+    """HF MinNewTokensLengthLogitsProcessor: with k tokens emitted, a stop id is masked iff
+    k < min_new_tokens.  The greedy run's token at step k (new there) is made the stop id:
+    min_new_tokens=k lets the row stop at step k; min_new_tokens=k+1 masks it there, so step k
+    emits the argmax of HF's logits with the stop id masked by HF's processor."""
+    from transformers.generation.logits_process import MinNewTokensLengthLogitsProcessor
+
+    torch_model, m = tiny_models["qwen3"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
+    greedy = G.generate(m.params, m.cfg, [prompt], **_E2E).tokens[0]
+    k = max(i for i in range(1, 19) if greedy[i] not in greedy[:i])  # greedy[0] is always new
+    stop = greedy[k]
+    early = G.generate(m.params, m.cfg, [prompt], stop_ids=(stop,), min_new_tokens=k, **_E2E).tokens[0]
+    assert early == greedy[: k + 1]
+    late = G.generate(m.params, m.cfg, [prompt], stop_ids=(stop,), min_new_tokens=k + 1, **_E2E).tokens[0]
+    assert late[:k] == greedy[:k] and late[k] != stop
+    logits = torch.tensor(_hf_logits(torch_model, prompt, greedy[: k + 1])[k:])  # step k, fed greedy[:k]
+    proc = MinNewTokensLengthLogitsProcessor(len(prompt), k + 1, stop)
+    masked = proc(torch.tensor([prompt + greedy[:k]]), logits)[0].numpy()
+    assert np.isneginf(masked[stop]) and np.isfinite(np.delete(masked, stop)).all()
+    assert late[k] == int(np.argmax(masked))
+    assert np.sort(masked)[-1] - np.sort(masked)[-2] > 1e-4  # not a near tie
+
+
 def test_warpers_match_transformers_logits_processors(rng):
     from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
                                                         TopKLogitsWarper, TopPLogitsWarper)
@@ -130,6 +174,31 @@ def test_warpers_match_transformers_logits_processors(rng):
         np.testing.assert_allclose(log_p(ours)[~np.isinf(ours)], log_p(ref)[~np.isinf(ref)],
                                    rtol=1e-5, atol=1e-5)
         assert (~np.isinf(ours)).sum() > 4
+
+
+def test_repetition_penalty_on_both_signs_matches_transformers(rng):
+    """Seen tokens: positive logits divided by the penalty, negative ones multiplied (both move away
+    from likely for penalty > 1, towards it for penalty < 1), as HF's RepetitionPenaltyLogitsProcessor;
+    checked on the logits themselves and through the warpers with no filter (top_k=0, top_p=1), where
+    the negative logits keep probability mass (the filtered warper test above removes them)."""
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper
+
+    logits = rng.normal(size=(4, 300)).astype(np.float32) * 3
+    ids = rng.integers(0, 300, (4, 40))
+    seen = np.zeros((4, 300), bool)
+    np.put_along_axis(seen, ids, True, axis=1)
+    assert (logits[seen] < 0).sum() > 20 and (logits[seen] > 0).sum() > 20
+    for penalty in (1.3, 0.8):
+        ref = RepetitionPenaltyLogitsProcessor(penalty)(torch.tensor(ids), torch.tensor(logits)).numpy()
+        ours = np.asarray(apply_repetition_penalty(jnp.asarray(logits), jnp.asarray(seen), jnp.float32(penalty)))
+        np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=0)
+        assert not np.allclose(ours[seen], logits[seen], rtol=0.05)  # the penalty really moved them
+        sp = SamplingParams.create(temperature=1.5, repetition_penalty=penalty)
+        warped = np.asarray(warp_logits(apply_repetition_penalty(jnp.asarray(logits), jnp.asarray(seen),
+                                                                 sp.repetition_penalty), sp))
+        ref_t = TemperatureLogitsWarper(1.5)(torch.tensor(ids), torch.tensor(ref)).double()
+        np.testing.assert_allclose(torch.log_softmax(torch.tensor(warped, dtype=torch.float64), -1).numpy(),
+                                   torch.log_softmax(ref_t, -1).numpy(), rtol=0, atol=1e-5)
 
 
 def test_tiny_temperature_samples_the_argmax(rng):
@@ -210,6 +279,22 @@ def test_top_k_samples_stay_among_the_k_best_penalised_logits(tiny_models, rng):
         assert (chosen >= third - 1e-4).all(), (chosen - third)
         ranks += (penalised > chosen[:, None] + 1e-4).sum(-1).tolist()
     assert len(set(ranks)) >= 2  # it really sampled
+
+
+def test_sampled_logprobs_are_the_raw_model_distribution(tiny_models, rng):
+    """With temperature 1.5, top-k and a repetition penalty, each log-probability is HF's raw
+    log_softmax at the emitted token (before penalty, temperature and filters)."""
+    torch_model, m = tiny_models["qwen3"]
+    prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
+    sp = SamplingParams.create(temperature=1.5, top_k=20, repetition_penalty=1.3)
+    res = G.generate(m.params, m.cfg, [prompt], sampling=sp, seed=int(rng.integers(1 << 30)), **_E2E)
+    toks = res.tokens[0]
+    assert len(toks) == 20
+    logits = _hf_logits(torch_model, prompt, toks)
+    ref = torch.log_softmax(torch.tensor(logits), -1).numpy()[np.arange(20), toks]
+    np.testing.assert_allclose(res.logprobs[0], ref, rtol=0, atol=1e-4)
+    tempered = torch.log_softmax(torch.tensor(logits / 1.5), -1).numpy()[np.arange(20), toks]
+    assert np.abs(tempered - ref).max() > 1e-2  # the temperature would show
 
 
 def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):

@@ -366,6 +366,23 @@ def test_invalid_slots_are_evicted_before_valid_ones(rng):
     assert not np.asarray(valid)[np.arange(3), np.asarray(slot)].any()
 
 
+@pytest.mark.parametrize("impl", ["xla", "triton"])
+@pytest.mark.parametrize("per_kv_head", [False, True])
+def test_empty_slot_is_evicted_before_a_lower_zero_importance_slot(impl, per_kv_head, rng):
+    """A valid slot whose V is all zeros has importance exactly 0, as an invalid slot does; the
+    invalid slot still goes first (reference rule: invalid key -1 < every importance), even at a
+    higher index than the zero-importance one."""
+    q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 100, "all", "float32")
+    v = v.at[:, :, 5].set(0.0)  # slot 5: attended, but contributes nothing
+    valid = valid.at[:, [40, 77]].set(False)
+    result = longflow_decode_attention(q, k, v, valid, scale=0.125, impl=impl, per_kv_head=per_kv_head,
+                                       return_importance=True, interpret=True)
+    _, slot, imp = result
+    assert (np.asarray(imp)[..., 5] == 0).all() and (np.asarray(imp)[..., 4] > 0).all()
+    assert (np.asarray(slot) == 40).all(), np.asarray(slot)
+    check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, "float32")
+
+
 def test_api_impls_agree_and_jit(rng):
     q, k, v, valid = make_inputs(rng, 3, 8, 2, 64, 100, "random", "float32")
     fn = jax.jit(lambda *a, impl: longflow_decode_attention(

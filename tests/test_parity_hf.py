@@ -97,3 +97,39 @@ def test_bfloat16_decoder_tracks_fp32_reference(tiny_models, rng):
     ref_lp = ref.numpy()[np.arange(8), cont]
     assert np.abs(res.logprobs[0] - ref_lp).max() < 0.05
     assert np.abs(res.logprobs[0] - ref_lp).max() > 0  # really ran in bf16
+
+
+@pytest.mark.parametrize("rope_scaling", [
+    {"rope_type": "linear", "factor": 4.0},
+    {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+     "original_max_position_embeddings": 64},
+])
+def test_scaled_rope_matches_transformers(rope_scaling, rng):
+    """RoPE scaling read from an HF config: inverse frequencies equal transformers'
+    ROPE_INIT_FUNCTIONS, and q/k rotated at far positions equal LlamaRotaryEmbedding's."""
+    import jax.numpy as jnp
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+    from longflow_jax.config import ModelConfig
+    from longflow_jax.layers import apply_rope, rope_inv_freq
+
+    hf = LlamaConfig(vocab_size=160, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                     rope_theta=10000.0, rope_scaling=dict(rope_scaling))
+    cfg = ModelConfig.from_hf({**hf.to_dict(), "architectures": ["LlamaForCausalLM"]})
+    assert (cfg.rope_type, cfg.rope_factor) == (rope_scaling["rope_type"], rope_scaling["factor"])
+    ref_inv, _ = ROPE_INIT_FUNCTIONS[rope_scaling["rope_type"]](hf, "cpu")
+    ours = rope_inv_freq(cfg)
+    np.testing.assert_allclose(ours, ref_inv.numpy(), rtol=1e-6, atol=0)
+    base = 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16)
+    assert np.abs(ours / base - 1).max() > 0.5  # the scaling really changes the frequencies
+
+    pos = rng.integers(0, 500, 12)
+    x = rng.standard_normal((12, 4, 16)).astype(np.float32)  # [tokens, heads, head_dim]
+    cos, sin = LlamaRotaryEmbedding(hf)(torch.tensor(x), torch.tensor(pos[None]))
+    t = torch.tensor(x).transpose(0, 1)[None]  # [1, heads, tokens, head_dim]
+    ref, _ = apply_rotary_pos_emb(t, t, cos, sin)
+    got = np.asarray(apply_rope(jnp.asarray(x), jnp.asarray(pos, jnp.int32), ours))
+    np.testing.assert_allclose(got, ref[0].transpose(0, 1).numpy(), rtol=0, atol=1e-4)
