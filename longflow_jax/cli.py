@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import math
 import os
@@ -105,13 +106,17 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         out = Path(a.output)
         if not a.output or out.is_dir():
             p.error(f"--output {a.output!r}: give a file name" + (", not a folder" if a.output else ""))
-        folder = out.resolve().parent
+        target = out.resolve()  # a link is followed: its target is written (see _RecordWriter)
+        folder = target.parent
         if not folder.is_dir():
             p.error(f"--output {a.output}: folder does not exist")
-        partial = out.with_name(out.name + ".partial")
+        partial = target.with_name(target.name + ".partial")
         if partial.is_dir():
             p.error(f"--output {a.output}: {partial} is a folder (the run writes its records to "
                     f"FILE.partial first); remove it or choose another file name")
+        if partial.exists():
+            p.error(f"--output {a.output}: {partial} exists (records of an interrupted run?); "
+                    f"move or delete it first, it would be overwritten")
         try:  # can we create files there at all (read-only mounts, /proc, permissions)?
             with tempfile.TemporaryFile(dir=folder):
                 pass
@@ -168,11 +173,14 @@ def batch_seeds(seed: int, batches: int) -> list[int]:
 
 def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not text
+        data = Path(path).read_bytes()
     except OSError as e:
         p.error(f"{flag} {path}: {e.strerror}")
+    bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""  # Windows editors add one
+    try:
+        return data[len(bom):].decode("utf-8")
     except UnicodeDecodeError as e:
-        p.error(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start})")
+        p.error(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start + len(bom)})")
 
 
 def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str]:
@@ -257,7 +265,7 @@ class _RecordWriter:
 
     def __init__(self, path: str | None, echo: bool):
         self.echo = echo
-        self.path = Path(path) if path else None
+        self.path = Path(path).resolve() if path else None  # a link: write its target
         self.partial = self.path.with_name(self.path.name + ".partial") if self.path else None
         self.file = open(self.partial, "w", encoding="utf-8") if self.partial else None
 

@@ -85,7 +85,7 @@ def prompt_bucket(length: int) -> int:
 
 
 def _check_budget(budget, cfg: ModelConfig, padded_len: int) -> int:
-    """``budget`` as an int in ``[2, padded_len + context]``, the bound :func:`start` and :func:`generate` share.
+    """``budget`` as an int in ``[2, padded_len + context]``, the bound :func:`start` and ``generation.generate`` share.
 
     The largest buffer a policy needs is policy "full"'s: the padded prompt
     (``prefill`` keeps all of it, padding slots included, when it fits in
@@ -149,7 +149,8 @@ def start(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens=0, *, 
       cfg, budget, per_kv_head: static (see :func:`longflow_jax.model.prefill`);
         budget in ``[2, T + cfg.max_position_embeddings]`` (padded prompt
         length plus the model's context: the largest buffer a policy needs,
-        the same bound as :func:`generate` / :func:`resolve_budget`, which
+        the same bound as ``longflow_jax.generation.generate`` /
+        ``resolve_budget``, which
         gives the usual values).
 
     Raises:
@@ -308,3 +309,19 @@ def _check_stop_ids(stop_ids, vocab_size=None) -> tuple[int, ...]:
     if vocab_size is not None and not all(0 <= s < vocab_size for s in stop_ids):
         raise ValueError(f"stop_ids must be token ids in [0, {vocab_size}), got {list(stop_ids)!r}")
     return tuple(int(s) for s in stop_ids)
+
+
+_MOVED_TO_GENERATION = ("GenerationResult", "check_attn_impl", "generate", "resolve_budget",
+                        "score_continuation")
+
+
+def __getattr__(name: str):
+    """Names that moved to ``longflow_jax.generation`` stay importable from here (deprecated)."""
+    if name in _MOVED_TO_GENERATION:
+        import warnings
+
+        from longflow_jax import generation
+        warnings.warn(f"longflow_jax.decode_loop.{name} moved to longflow_jax.generation.{name} "
+                      f"(or import it from longflow_jax)", DeprecationWarning, stacklevel=2)
+        return getattr(generation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Takes token-id lists, checks them, left-pads them to a :func:`prompt_bucket`,
 sizes the KV buffer (:func:`resolve_budget`), runs :func:`start` (prefill,
-SnapKV) and then :func:`decode_chunk`-sized jitted steps until every row has
+SnapKV) and then the jitted chunks of ``decode_loop.decode_chunk`` until every row has
 stopped, and collects tokens, log-probabilities, timings and buffer sizes.
 Everything per token runs inside ``jax.jit`` (``longflow_jax.decode_loop``);
 this module only loops over chunks on the host.

@@ -311,7 +311,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     # Chunks cover the tiles that hold slots, so none is padding only.
     plan = plan_combine(batch, outputs, rows, group, -(-slots // block_k), block_k, head_dim,
                         target_programs=target_programs, merge_outputs=merge_outputs)
-    # Free (row-major) reshapes: rows of one output group are contiguous.
+    # Free (row-major) reshapes: the rows of one output group are contiguous (in the
+    # tile-major partials, within each tile).
     views = (m_part.reshape(batch, outputs, rows, num_splits),
              l_part.reshape(batch, outputs, rows, num_splits),
              o_part.reshape(batch, outputs, rows, num_splits, head_dim),

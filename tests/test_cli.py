@@ -122,6 +122,32 @@ def test_output_checks_before_loading_and_notice_on_replace(model_dir, tmp_path,
     assert [r["prompt"] for r in records] == ["w5 w6"]
 
 
+def test_leftover_partial_file_and_compression_budget_errors(model_dir, tmp_path, capsys):
+    """A FILE.partial left by an interrupted run is never overwritten silently; a --compression whose
+    derived budget is out of range says how the budget was derived."""
+    out = tmp_path / "c.jsonl"
+    (tmp_path / "c.jsonl.partial").write_text('{"index": 0}\n')
+    with pytest.raises(SystemExit):
+        main(["--prompt", "w5", "--output", str(out)])
+    assert "c.jsonl.partial exists (records of an interrupted run?)" in capsys.readouterr().err
+    assert (tmp_path / "c.jsonl.partial").read_text() == '{"index": 0}\n'
+    with pytest.raises(SystemExit):
+        main(["--model", str(model_dir), "--prompt", "w5", "--compression", "0.1", "--max-new-tokens", "10000"])
+    err = capsys.readouterr().err
+    assert "--compression 0.1 sets budget = round((1 - F) x (longest prompt + --max-new-tokens))" in err
+    assert "budget must be an integer in [2, 528]" in err and "got 900" in err  # 0.9 x (prompt + 10000)
+
+
+def test_moved_driver_names_stay_importable_from_decode_loop():
+    import longflow_jax.decode_loop as loop
+    from longflow_jax import generation
+
+    with pytest.warns(DeprecationWarning, match="moved to longflow_jax.generation.generate"):
+        assert loop.generate is generation.generate
+    with pytest.raises(AttributeError):
+        loop.no_such_name
+
+
 def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys):
     out = tmp_path / "never.jsonl"
     with pytest.raises(SystemExit):

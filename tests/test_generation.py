@@ -133,7 +133,7 @@ def test_min_new_tokens_suppresses_stop_ids_for_exactly_that_many_tokens(tiny_mo
     torch_model, m = tiny_models["qwen3"]
     prompt = rng.integers(3, m.cfg.vocab_size, 9).tolist()
     greedy = G.generate(m.params, m.cfg, [prompt], **_E2E).tokens[0]
-    k = max(i for i in range(1, 19) if greedy[i] not in greedy[:i])  # greedy[0] is always new
+    k = max(i for i in range(0, 19) if greedy[i] not in greedy[:i])  # greedy[0] is always new
     stop = greedy[k]
     early = G.generate(m.params, m.cfg, [prompt], stop_ids=(stop,), min_new_tokens=k, **_E2E).tokens[0]
     assert early == greedy[: k + 1]
