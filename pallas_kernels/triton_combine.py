@@ -324,11 +324,11 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     def whole(shape):  # one block = the (batch, output) row of an array
         return pl.BlockSpec((None, None) + shape, lambda b, o, p: (b, o) + (0,) * len(shape))
 
-    in_specs = [pl.BlockSpec((1,), lambda b, o, p: (0,))]
-    def tiles_first(shape):  # tile-major: [tiles, batch, outputs, ...]
+    def tiles_first(shape):  # tile-major [tiles, batch, outputs, ...]: every tile of the row
         return pl.BlockSpec((shape[0], None, None) + shape[3:],
                             lambda b, o, p: (0, b, o) + (0,) * (len(shape) - 3))
 
+    in_specs = [pl.BlockSpec((1,), lambda b, o, p: (0,))]
     in_specs += [whole(v.shape[2:]) for v in views[:-2]]  # m, l (and o)
     in_specs += [tiles_first(v.shape) for v in views[-2:]]  # partials, tile maxima
     in_specs.append(pl.BlockSpec((valid.shape[0], None, slots), lambda b, o, p: (0, b, 0)))
