@@ -50,13 +50,14 @@ from pallas_kernels import _triton_compat as _compat
 from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
-# One loop step loads _TILE_ELEMS partials (rows x slots) and, software-pipelined,
+# One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's: 4 warps and 8192 elements compile to 147 registers
 # (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
 # 10-40) in GPU time: 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048
 # (benchmarks/NOTES.md, run 41).
-_NUM_WARPS = 4
-_TILE_ELEMS = 8192
+NUM_WARPS = 4
+STEP_ELEMS = 8192  # default partials per importance step (KernelConfig.combine_step_elems)
+_TILE_ELEMS = STEP_ELEMS  # the output merge's step size
 _MAX_STEP_SLOTS = 1024
 # Combine programs resident at once (3 per SM of the H200's 132): the default
 # KernelConfig.combine_programs, the round size of the chunk-count model.
@@ -89,7 +90,7 @@ class CombinePlan:
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
                  block_k: int, head_dim: int, *, target_programs: int = TARGET_PROGRAMS,
-                 merge_outputs: bool = True) -> CombinePlan:
+                 merge_outputs: bool = True, step_elems: int = STEP_ELEMS) -> CombinePlan:
     """Chooses the combine's step sizes and chunk count.
 
     The importance merge of each of the ``batch * outputs`` rows (``num_tiles``
@@ -106,7 +107,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     3.9 us).
     """
     rows_p = _next_pow2(rows)
-    tiles_per_step = max(1, min(_TILE_ELEMS // rows_p, _MAX_STEP_SLOTS) // block_k)
+    tiles_per_step = max(1, min(step_elems // rows_p, _MAX_STEP_SLOTS) // block_k)
     tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
     total_steps = -(-num_tiles // tiles_per_step)
     num_chunks = _compat.splits_by_wave_model(batch * outputs, total_steps, target_programs,
@@ -269,7 +270,8 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
-                     num_warps: int = _NUM_WARPS, target_programs: int = TARGET_PROGRAMS):
+                     num_warps: int = NUM_WARPS, target_programs: int = TARGET_PROGRAMS,
+                     step_elems: int = STEP_ELEMS):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -293,6 +295,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       num_warps: warps per combine program.
       target_programs: combine programs resident at once, the round size from which
         ``plan_combine`` chooses each row's number of importance chunks.
+      step_elems: partials (rows x slots) loaded per importance step; sets the
+        tiles per step (``plan_combine``).
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
@@ -310,7 +314,8 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     rows = kv_heads * group // outputs
     # Chunks cover the tiles that hold slots, so none is padding only.
     plan = plan_combine(batch, outputs, rows, group, -(-slots // block_k), block_k, head_dim,
-                        target_programs=target_programs, merge_outputs=merge_outputs)
+                        target_programs=target_programs, merge_outputs=merge_outputs,
+                        step_elems=step_elems)
     # Free (row-major) reshapes: the rows of one output group are contiguous (in the
     # tile-major partials, within each tile).
     views = (m_part.reshape(batch, outputs, rows, num_splits),

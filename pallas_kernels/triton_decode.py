@@ -79,6 +79,8 @@ from pallas_kernels import _triton_compat as _compat
 from pallas_kernels._platform import require_kernel_platform
 from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
+from pallas_kernels.triton_combine import NUM_WARPS as _COMBINE_WARPS
+from pallas_kernels.triton_combine import STEP_ELEMS as _COMBINE_STEP_ELEMS
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
 from pallas_kernels.triton_combine import combine_partials
 
@@ -135,6 +137,10 @@ class KernelConfig:
     # Combine programs resident at once, the round size of the model that cuts
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
+    # The combine's warps per program and partials loaded per importance step
+    # (a power of two >= 256); the defaults are run 41's measured best.
+    combine_warps: int = _COMBINE_WARPS
+    combine_step_elems: int = _COMBINE_STEP_ELEMS
 
     @property
     def split_len(self) -> int:
@@ -147,7 +153,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 num_warps: int | None = None, num_stages: int | None = None,
                 variant: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
-                combine_programs: int | None = None) -> KernelConfig:
+                combine_programs: int | None = None, combine_warps: int | None = None,
+                combine_step_elems: int | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -163,18 +170,23 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
     for the traffic and error this trades).  ``combine_programs`` (default 396 = 3 per
     SM) is the combine's resident programs per round, from which it chooses
-    how many slot chunks each row's importance merge gets.
+    how many slot chunks each row's importance merge gets; ``combine_warps``
+    (default 4) and ``combine_step_elems`` (partials per importance step,
+    default 8192) shape the combine's programs.
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
         256), a dtype other than float32/bfloat16, or an override out of range:
         ``block_k`` not a power of two >= 16, ``num_splits`` / ``num_stages`` /
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
-        [1, 32], an unknown ``variant`` or ``partial_dtype``.
+        [1, 32], an unknown ``variant`` or ``partial_dtype``, ``combine_warps``
+        not a power of two in [1, 32], ``combine_step_elems`` not a power of
+        two >= 256.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
-                     num_stages=num_stages, group=group, combine_programs=combine_programs)
+                     num_stages=num_stages, group=group, combine_programs=combine_programs,
+                     combine_warps=combine_warps, combine_step_elems=combine_step_elems)
     if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
     itemsize = jnp.dtype(dtype).itemsize
@@ -214,6 +226,9 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant=variant,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
+        combine_warps=combine_warps if combine_warps is not None else _COMBINE_WARPS,
+        combine_step_elems=(combine_step_elems if combine_step_elems is not None
+                            else _COMBINE_STEP_ELEMS),
     )
 
 
@@ -225,6 +240,11 @@ def _check_block_k(name: str, block_k) -> None:
 def _check_num_warps(name: str, warps) -> None:
     if not _is_int(warps) or warps not in NUM_WARPS:
         raise ValueError(f"{name} must be a power of two in [1, 32], got {warps!r}")
+
+
+def _check_step_elems(name: str, elems) -> None:
+    if not _is_int(elems) or elems < 256 or elems & (elems - 1):
+        raise ValueError(f"{name} must be a power of two >= 256, got {elems!r}")
 
 
 def _check_plan_args(**args) -> None:
@@ -241,6 +261,10 @@ def _check_plan_args(**args) -> None:
         _check_block_k("block_k", args["block_k"])
     if args["num_warps"] is not None:
         _check_num_warps("num_warps", args["num_warps"])
+    if args["combine_warps"] is not None:
+        _check_num_warps("combine_warps", args["combine_warps"])
+    if args["combine_step_elems"] is not None:
+        _check_step_elems("combine_step_elems", args["combine_step_elems"])
 
 
 def check_config(config, slots: int) -> None:
@@ -261,6 +285,8 @@ def check_config(config, slots: int) -> None:
                          f"{config.partial_dtype!r}")
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
+    _check_num_warps("config.combine_warps", config.combine_warps)
+    _check_step_elems("config.combine_step_elems", config.combine_step_elems)
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
@@ -572,4 +598,5 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     return combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter,
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret,
-                            target_programs=config.combine_programs)
+                            target_programs=config.combine_programs,
+                            num_warps=config.combine_warps, step_elems=config.combine_step_elems)

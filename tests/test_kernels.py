@@ -112,6 +112,25 @@ def test_exact_kernel_variants(variant, dtype, rng):
     check_against_reference(result, q, k, v, valid, 0.125, False, dtype)
 
 
+@pytest.mark.parametrize("per_kv_head", [False, True])
+def test_combine_step_size_is_a_launch_choice_only(per_kv_head, rng, monkeypatch):
+    """A smaller importance step (more, shorter steps and chunks) gives the reference's results."""
+    from pallas_kernels import triton_combine
+    plans, plan_combine = [], triton_combine.plan_combine
+    monkeypatch.setattr(triton_combine, "plan_combine",
+                        lambda *a, **kw: plans.append(plan_combine(*a, **kw)) or plans[-1])
+    q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 1000, "random", "float32")
+    cfg = triton_decode.plan_config(2, 2, 1000, 64, jnp.float32, combine_step_elems=256,
+                                    combine_warps=8)
+    result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
+                                                     per_kv_head=per_kv_head, interpret=True, config=cfg)
+    (plan,) = plans
+    default = plan_combine(2, 2 if per_kv_head else 1, 4 if per_kv_head else 8, 4, -(-1000 // cfg.block_k),
+                           cfg.block_k, 64)
+    assert plan.tiles_per_step < default.tiles_per_step  # the knob reached the combine
+    check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, "float32")
+
+
 @pytest.mark.parametrize("partial_dtype", ["float32", "bfloat16"])
 def test_bf16_importance_partials_precision(partial_dtype, rng):
     """bf16 inputs store bf16 partials by default (the 5% traffic budget); fp32 partials on
@@ -199,6 +218,8 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
            ({"num_warps": 3}, "num_warps must be a power of two"),
            ({"num_stages": 0}, "num_stages must be a positive integer"),
            ({"variant": "attn_only"}, "variant must be one of"),
+           ({"combine_warps": 3}, "combine_warps must be a power of two"),
+           ({"combine_step_elems": 1000}, "combine_step_elems must be a power of two >= 256"),
            ({"dtype": jnp.float16}, "dtype must be one of")]
     for override, message in bad:
         args = {"batch": 2, "kv_heads": 2, "slots": 100, "head_dim": 64,
