@@ -123,7 +123,7 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         except OSError as e:
             p.error(f"--output {a.output}: cannot create files in {folder}: {e.strerror}")
         inputs = [x for x in (a.jsonl, a.prompt_file) if x is not None]
-        if any(out.resolve() == Path(x).resolve() for x in inputs):
+        if any(target == Path(x).resolve() for x in inputs):
             p.error(f"--output {a.output} is also the input file: the run would replace it; "
                     f"choose another file name")
     from longflow_jax.generation import check_attn_impl

@@ -57,7 +57,6 @@ _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range
 # (benchmarks/NOTES.md, run 41).
 NUM_WARPS = 4
 STEP_ELEMS = 8192  # default partials per importance step (KernelConfig.combine_step_elems)
-_TILE_ELEMS = STEP_ELEMS  # the output merge's step size
 _MAX_STEP_SLOTS = 1024
 # Combine programs resident at once (3 per SM of the H200's 132): the default
 # KernelConfig.combine_programs, the round size of the chunk-count model.
@@ -115,7 +114,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     steps_per_chunk = -(-total_steps // num_chunks)
     num_chunks = -(-total_steps // steps_per_chunk)
     group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
-    splits_per_step = max(1, _TILE_ELEMS // (group_p * head_dim_p))
+    splits_per_step = max(1, STEP_ELEMS // (group_p * head_dim_p))  # output merge: fixed step
     return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
                        steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
                        splits_per_step=splits_per_step, merge_outputs=merge_outputs)
