@@ -85,7 +85,8 @@ def summarise(events: list[dict], n_apps: int) -> str:
         gaps = [float(b["ts"]) - (float(a["ts"]) + float(a["dur"])) for a, b in zip(gpu, gpu[1:])]
         lines.append(f"  GPU: {len(gpu)} kernel events, busy {busy / n_apps:.1f} us/app, span "
                      f"{span / n_apps:.1f} us/app; gaps median {statistics.median(gaps) if gaps else 0:.1f} "
-                     f"us, max {max(gaps) if gaps else 0:.1f} us")
+                     f"us, max {max(gaps) if gaps else 0:.1f} us; largest "
+                     f"{[round(g, 1) for g in sorted(gaps)[-6:]]} us")
         by_kernel = collections.defaultdict(list)
         for e in gpu:
             by_kernel[e["name"][:50]].append(float(e["dur"]))
@@ -106,6 +107,9 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--shapes", default="1x1024,8x2048")
     ap.add_argument("--ops", default="ours,ours split kernel only,xla ref")
+    ap.add_argument("--executions", type=int, default=1,
+                    help="executions traced back to back (one block at the end), as the timed "
+                         "loop enqueues them: shows the GPU's idle time between executions")
     ap.add_argument("--config", default="",
                     help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2")
     args = ap.parse_args()
@@ -134,8 +138,10 @@ def main() -> None:
             jax.block_until_ready(multi(sets))
             trace_dir = os.path.join(args.out, "trace")
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-                jax.block_until_ready(multi(sets))
-            apps = n_sets
+                for _ in range(args.executions):
+                    result = multi(sets)
+                jax.block_until_ready(result)
+            apps = n_sets * args.executions
             print(f"b={batch} s={slots} {name}: host-timed {t * 1e6:.1f} us/app ({apps} apps per "
                   f"executable)\n{summarise(_trace_events(trace_dir), apps)}", flush=True)
             shutil.rmtree(trace_dir, ignore_errors=True)

@@ -159,7 +159,7 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
                       count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
-                      num_tiles, block_k, slots, norm, barrier):
+                      num_tiles, block_k, slots, norm, barrier, row_loop=False):
     """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
@@ -208,9 +208,46 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         return (jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx),
                 *upcoming)
 
+    def row_stats(r):
+        """Row ``r``'s global max and weight ``norm / L`` as scalars."""
+        ns_p = _next_pow2(num_splits)
+        ok = jnp.arange(ns_p) < num_splits
+        m = _load(m_ref.at[jnp.int32(r), pl.ds(0, ns_p)], mask=ok, other=_MASK_VALUE)
+        l = _load(l_ref.at[jnp.int32(r), pl.ds(0, ns_p)], mask=ok, other=0.0)
+        m_g = jnp.max(m)
+        return m_g, norm / jnp.maximum(jnp.sum(jnp.exp(m - m_g) * l), 1e-30)
+
+    def row_loop_body(i, carry):
+        # One [tiles, block_k] load per real row, summed elementwise: no reduction across
+        # lanes (the tile-major partials' row sum over the middle axis crosses lanes).
+        lane_key, lane_idx = carry
+        tile0 = (chunk * steps + i) * tps
+        tile_ok = tile0 + jnp.arange(tps) < num_tiles
+        imp = jnp.zeros((tps, block_k), jnp.float32)
+        for r, (m_g, w_r) in enumerate(stats):
+            mt = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(r, 1)], mask=tile_ok[:, None],
+                       other=_MASK_VALUE)
+            e = _load(imp_ref.at[pl.ds(tile0, tps), jnp.int32(r), pl.ds(0, block_k)],
+                      mask=tile_ok[:, None], other=0)
+            imp = imp + e.astype(jnp.float32) * (jnp.exp(mt - m_g) * w_r)
+        imp = imp.reshape(step_slots)
+        slot = tile0 * block_k + jnp.arange(step_slots)
+        in_range = slot < slots
+        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)], mask=in_range,
+                   other=False)
+        _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
+        key = jnp.where(in_range, jnp.where(ok, jnp.where(imp == imp, imp, -jnp.inf), -1.0),
+                        jnp.inf)
+        better = (key < lane_key) | (in_range & (lane_idx == _NO_SLOT))
+        return jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx)
+
     lanes = (jnp.full((step_slots,), jnp.inf, jnp.float32),
              jnp.full((step_slots,), _NO_SLOT, jnp.int32))
-    lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, (*lanes, *load_step(0)))
+    if row_loop:
+        stats = [row_stats(r) for r in range(plan.rows)]
+        lane_key, lane_idx = jax.lax.fori_loop(0, steps, row_loop_body, lanes)
+    else:
+        lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, (*lanes, *load_step(0)))
     best_key = jnp.min(lane_key)
     best_idx = jnp.min(jnp.where(lane_key == best_key, lane_idx, _NO_SLOT))
     if plan.num_chunks == 1:
@@ -236,7 +273,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
 
 
 def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim,
-                    norm, barrier):
+                    norm, barrier, row_loop):
     if plan.merge_outputs:
         (layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
          out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
@@ -256,7 +293,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
                           cidx_ref, count_ref, slot_ref, layer=layer, chunk=p - plan.row_blocks,
                           plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-                          slots=slots, norm=norm, barrier=barrier)
+                          slots=slots, norm=norm, barrier=barrier, row_loop=row_loop)
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
@@ -270,7 +307,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = NUM_WARPS, target_programs: int = TARGET_PROGRAMS,
-                     step_elems: int = STEP_ELEMS):
+                     step_elems: int = STEP_ELEMS, row_loop: bool = False):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -353,7 +390,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     kernel = functools.partial(
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
         slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
-        barrier=not interpret)  # interpret mode runs programs one after another
+        barrier=not interpret, row_loop=row_loop)  # interpret mode runs programs one after another
     results = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),

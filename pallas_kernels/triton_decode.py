@@ -141,6 +141,7 @@ class KernelConfig:
     # (a power of two >= 256); the defaults are run 41's measured best.
     combine_warps: int = _COMBINE_WARPS
     combine_step_elems: int = _COMBINE_STEP_ELEMS
+    combine_row_loop: bool = False  # experiment (run 71)
 
     @property
     def split_len(self) -> int:
@@ -154,7 +155,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 variant: str | None = None,
                 group: int | None = None, partial_dtype: str | None = None,
                 combine_programs: int | None = None, combine_warps: int | None = None,
-                combine_step_elems: int | None = None) -> KernelConfig:
+                combine_step_elems: int | None = None,
+                combine_row_loop: bool = False) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -229,6 +231,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         combine_warps=combine_warps if combine_warps is not None else _COMBINE_WARPS,
         combine_step_elems=(combine_step_elems if combine_step_elems is not None
                             else _COMBINE_STEP_ELEMS),
+        combine_row_loop=combine_row_loop,
     )
 
 
@@ -599,4 +602,5 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
                             block_k=config.block_k, slots=slots, out_dtype=q.dtype,
                             per_kv_head=per_kv_head, interpret=interpret,
                             target_programs=config.combine_programs,
-                            num_warps=config.combine_warps, step_elems=config.combine_step_elems)
+                            num_warps=config.combine_warps, step_elems=config.combine_step_elems,
+                            row_loop=config.combine_row_loop)
