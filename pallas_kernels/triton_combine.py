@@ -56,7 +56,9 @@ _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range
 # 10-40) in GPU time: 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048
 # (benchmarks/NOTES.md, run 41).
 NUM_WARPS = 4
-STEP_ELEMS = 8192  # default partials per importance step (KernelConfig.combine_step_elems)
+STEP_ELEMS = 8192  # partials per importance step of the axis row sum
+ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
+_MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
 # Combine programs resident at once (3 per SM of the H200's 132): the default
 # KernelConfig.combine_programs, the round size of the chunk-count model.
@@ -77,6 +79,7 @@ class CombinePlan:
     num_chunks: int
     splits_per_step: int  # splits merged per loop step of the output merge (power of two)
     merge_outputs: bool = True  # False: the split kernel wrote the final output (one split)
+    row_loop: bool = False  # importance row sum: a loop over rows (True) or over the axis
 
     @property
     def row_blocks(self) -> int:  # output-merge programs: one per KV head of the group, or none
@@ -89,8 +92,9 @@ class CombinePlan:
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
                  block_k: int, head_dim: int, *, target_programs: int = TARGET_PROGRAMS,
-                 merge_outputs: bool = True, step_elems: int = STEP_ELEMS) -> CombinePlan:
-    """Chooses the combine's step sizes and chunk count.
+                 merge_outputs: bool = True, step_elems: int | None = None,
+                 row_loop: bool | None = None) -> CombinePlan:
+    """Chooses the combine's row-sum method, step sizes and chunk count.
 
     The importance merge of each of the ``batch * outputs`` rows (``num_tiles``
     tiles that hold slots) is cut into chunks of whole loop steps, as many as
@@ -104,20 +108,40 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     this gives 3 instead of 5 chunks per row at 128 x 8192 (one round: 30.0 ->
     25.9 us) and 8 chunks of one step instead of one of 8 at 8 x 2048 (8.7 ->
     3.9 us).
+
+    Row sum (``row_loop`` None = this rule): a step sums ``rows`` query heads.
+    The "axis" method loads ``[tiles, rows, block_k]`` and sums the middle axis
+    (shuffles and a shared-memory round per step; ``STEP_ELEMS`` partials per
+    step); the "row loop" loads ``[tiles, block_k]`` once per real row and sums
+    elementwise (no cross-lane traffic, but a longer step: ``ROW_LOOP_STEP_ELEMS``).
+    The row loop is used where the axis plan gives chunks of at least two steps
+    (throughput-bound: run 72, 28.4 vs 31.9 us at 128 x 8192, 11.4 vs 14.1 us at
+    32 x 8192) and at most ``_MAX_LOOP_ROWS`` rows; one-step chunks are
+    latency-bound and keep the axis sum (8 x 2048: 4.3 vs 14.4 us).
+    ``step_elems`` (None = the method's default) overrides the step size.
     """
-    rows_p = _next_pow2(rows)
-    tiles_per_step = max(1, min(step_elems // rows_p, _MAX_STEP_SLOTS) // block_k)
-    tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
-    total_steps = -(-num_tiles // tiles_per_step)
-    num_chunks = _compat.splits_by_wave_model(batch * outputs, total_steps, target_programs,
-                                              _MAX_CHUNKS)
-    steps_per_chunk = -(-total_steps // num_chunks)
-    num_chunks = -(-total_steps // steps_per_chunk)
-    group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
-    splits_per_step = max(1, STEP_ELEMS // (group_p * head_dim_p))  # output merge: fixed step
-    return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
-                       steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
-                       splits_per_step=splits_per_step, merge_outputs=merge_outputs)
+    def build(elems: int, loop: bool) -> CombinePlan:
+        rows_p = _next_pow2(rows)
+        tiles_per_step = max(1, min(elems // rows_p, _MAX_STEP_SLOTS) // block_k)
+        tiles_per_step = min(tiles_per_step, _next_pow2(num_tiles))
+        total_steps = -(-num_tiles // tiles_per_step)
+        num_chunks = _compat.splits_by_wave_model(batch * outputs, total_steps, target_programs,
+                                                  _MAX_CHUNKS)
+        steps_per_chunk = -(-total_steps // num_chunks)
+        num_chunks = -(-total_steps // steps_per_chunk)
+        group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
+        splits_per_step = max(1, STEP_ELEMS // (group_p * head_dim_p))  # output merge: fixed step
+        return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
+                           steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
+                           splits_per_step=splits_per_step, merge_outputs=merge_outputs,
+                           row_loop=loop)
+
+    if row_loop is None:
+        axis_plan = build(step_elems or STEP_ELEMS, False)
+        if axis_plan.steps_per_chunk < 2 or rows > _MAX_LOOP_ROWS:
+            return axis_plan
+        row_loop = True
+    return build(step_elems or (ROW_LOOP_STEP_ELEMS if row_loop else STEP_ELEMS), row_loop)
 
 
 def _softmax_stats(m_ref, l_ref, row0, rows_p, row_ok, num_splits):
@@ -157,42 +181,29 @@ def _merge_output(m_ref, l_ref, o_ref, out_ref, *, block, plan: CombinePlan, num
            (acc * inv_l[:, None]).astype(out_ref.dtype), mask=row_ok[:, None] & col_ok[None, :])
 
 
+def _row_scalars(m_ref, l_ref, row, num_splits, norm):
+    """Row ``row``'s global max ``M`` and weight ``norm / L`` over the splits, as scalars."""
+    ns_p = _next_pow2(num_splits)
+    ok = jnp.arange(ns_p) < num_splits
+    m = _load(m_ref.at[jnp.int32(row), pl.ds(0, ns_p)], mask=ok, other=_MASK_VALUE)
+    l = _load(l_ref.at[jnp.int32(row), pl.ds(0, ns_p)], mask=ok, other=0.0)
+    m_glob = jnp.max(m)
+    return m_glob, norm / jnp.maximum(jnp.sum(jnp.exp(m - m_glob) * l), 1e-30)
+
+
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
                       count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
-                      num_tiles, block_k, slots, norm, barrier, row_loop=False):
+                      num_tiles, block_k, slots, norm, barrier):
     """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
     rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
     step_slots = tps * block_k
-    row_ok = jnp.arange(rows_p) < plan.rows
-    m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
-    row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
-
     steps = plan.steps_per_chunk
+    row_ok = jnp.arange(rows_p) < plan.rows
 
-    def load_step(i):
-        """Step ``i``'s tile maxima, stored partials and slot validity (all masked past the chunk)."""
+    def fold_step(i, imp, ok, lane_key, lane_idx):
+        """Stores step ``i``'s importance ``[step_slots]`` and folds it into the running minima."""
         tile0 = (chunk * steps + i) * tps
-        tile_ok = (tile0 + jnp.arange(tps) < num_tiles) & (i < steps)
-        # Tile-major partials: [tps, rows_p] maxima and [tps, rows_p, block_k] partials.
-        mask2 = tile_ok[:, None] & row_ok[None, :]
-        m_tile = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p)], mask=mask2,
-                       other=_MASK_VALUE)
-        e = _load(imp_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p), pl.ds(0, block_k)],
-                  mask=mask2[:, :, None], other=0)  # stored dtype
-        slot = tile0 * block_k + jnp.arange(step_slots)
-        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)],
-                   mask=(slot < slots) & (i < steps), other=False)
-        return m_tile, e, ok
-
-    def body(i, carry):
-        # Software pipeline: step i + 1's loads are issued before step i's arithmetic, so
-        # their latency overlaps it (Triton does not pipeline these loads itself).
-        lane_key, lane_idx, m_tile, e, ok = carry
-        upcoming = load_step(i + 1)
-        tile0 = (chunk * steps + i) * tps
-        w = jnp.exp(m_tile - m_glob[None, :]) * row_w[None, :]  # [tps, rows_p]
-        imp = jnp.sum(e.astype(jnp.float32) * w[:, :, None], axis=1).reshape(step_slots)
         slot = tile0 * block_k + jnp.arange(step_slots)
         in_range = slot < slots
         _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
@@ -205,49 +216,62 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         # slot always enters, so a row whose importances are all +inf (|v|_1 overflowing
         # fp32) still gets an in-range slot, the lowest, as jnp.argmin gives.
         better = (key < lane_key) | (in_range & (lane_idx == _NO_SLOT))
-        return (jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx),
-                *upcoming)
-
-    def row_stats(r):
-        """Row ``r``'s global max and weight ``norm / L`` as scalars."""
-        ns_p = _next_pow2(num_splits)
-        ok = jnp.arange(ns_p) < num_splits
-        m = _load(m_ref.at[jnp.int32(r), pl.ds(0, ns_p)], mask=ok, other=_MASK_VALUE)
-        l = _load(l_ref.at[jnp.int32(r), pl.ds(0, ns_p)], mask=ok, other=0.0)
-        m_g = jnp.max(m)
-        return m_g, norm / jnp.maximum(jnp.sum(jnp.exp(m - m_g) * l), 1e-30)
-
-    def row_loop_body(i, carry):
-        # One [tiles, block_k] load per real row, summed elementwise: no reduction across
-        # lanes (the tile-major partials' row sum over the middle axis crosses lanes).
-        lane_key, lane_idx = carry
-        tile0 = (chunk * steps + i) * tps
-        tile_ok = tile0 + jnp.arange(tps) < num_tiles
-        imp = jnp.zeros((tps, block_k), jnp.float32)
-        for r, (m_g, w_r) in enumerate(stats):
-            mt = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(r, 1)], mask=tile_ok[:, None],
-                       other=_MASK_VALUE)
-            e = _load(imp_ref.at[pl.ds(tile0, tps), jnp.int32(r), pl.ds(0, block_k)],
-                      mask=tile_ok[:, None], other=0)
-            imp = imp + e.astype(jnp.float32) * (jnp.exp(mt - m_g) * w_r)
-        imp = imp.reshape(step_slots)
-        slot = tile0 * block_k + jnp.arange(step_slots)
-        in_range = slot < slots
-        ok = _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)], mask=in_range,
-                   other=False)
-        _store(imp_out_ref.at[pl.ds(tile0 * block_k, step_slots)], imp, mask=in_range)
-        key = jnp.where(in_range, jnp.where(ok, jnp.where(imp == imp, imp, -jnp.inf), -1.0),
-                        jnp.inf)
-        better = (key < lane_key) | (in_range & (lane_idx == _NO_SLOT))
         return jnp.where(better, key, lane_key), jnp.where(better, slot, lane_idx)
+
+    def load_valid(i):
+        tile0 = (chunk * steps + i) * tps
+        slot = tile0 * block_k + jnp.arange(step_slots)
+        return _load(valid_ref.at[layer, pl.ds(tile0 * block_k, step_slots)],
+                     mask=(slot < slots) & (i < steps), other=False)
+
+    def tiles_ok(i):
+        tile0 = (chunk * steps + i) * tps
+        return (tile0 + jnp.arange(tps) < num_tiles) & (i < steps), tile0
+
+    if plan.row_loop:
+        # Per step, one [tps, block_k] load per real row, summed elementwise: no reduction
+        # across lanes (the sum over the middle axis of a [tps, rows, block_k] load crosses
+        # lanes and warps: run 72, 128 x 8192: 28.4 vs 31.9 us).
+        row_stats = [_row_scalars(m_ref, l_ref, r, num_splits, norm) for r in range(plan.rows)]
+
+        def body(i, carry):
+            tile_ok, tile0 = tiles_ok(i)
+            imp = jnp.zeros((tps, block_k), jnp.float32)
+            for r, (m_glob, weight) in enumerate(row_stats):
+                m_tile = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(r, 1)], mask=tile_ok[:, None],
+                               other=_MASK_VALUE)
+                e = _load(imp_ref.at[pl.ds(tile0, tps), jnp.int32(r), pl.ds(0, block_k)],
+                          mask=tile_ok[:, None], other=0)  # stored dtype
+                imp = imp + e.astype(jnp.float32) * (jnp.exp(m_tile - m_glob) * weight)
+            return fold_step(i, imp.reshape(step_slots), load_valid(i), *carry)
+    else:
+        m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
+        row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
+
+        def load_step(i):
+            """Step ``i``'s tile maxima, partials and slot validity (masked past the chunk)."""
+            tile_ok, tile0 = tiles_ok(i)
+            # Tile-major partials: [tps, rows_p] maxima and [tps, rows_p, block_k] partials.
+            mask2 = tile_ok[:, None] & row_ok[None, :]
+            m_tile = _load(mt_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p)], mask=mask2,
+                           other=_MASK_VALUE)
+            e = _load(imp_ref.at[pl.ds(tile0, tps), pl.ds(0, rows_p), pl.ds(0, block_k)],
+                      mask=mask2[:, :, None], other=0)  # stored dtype
+            return m_tile, e, load_valid(i)
+
+        def body(i, carry):
+            # Software pipeline: step i + 1's loads are issued before step i's arithmetic, so
+            # their latency overlaps it (Triton does not pipeline these loads itself).
+            lane_key, lane_idx, m_tile, e, ok = carry
+            upcoming = load_step(i + 1)
+            w = jnp.exp(m_tile - m_glob[None, :]) * row_w[None, :]  # [tps, rows_p]
+            imp = jnp.sum(e.astype(jnp.float32) * w[:, :, None], axis=1).reshape(step_slots)
+            return (*fold_step(i, imp, ok, lane_key, lane_idx), *upcoming)
 
     lanes = (jnp.full((step_slots,), jnp.inf, jnp.float32),
              jnp.full((step_slots,), _NO_SLOT, jnp.int32))
-    if row_loop:
-        stats = [row_stats(r) for r in range(plan.rows)]
-        lane_key, lane_idx = jax.lax.fori_loop(0, steps, row_loop_body, lanes)
-    else:
-        lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, (*lanes, *load_step(0)))
+    carry = lanes if plan.row_loop else (*lanes, *load_step(0))
+    lane_key, lane_idx, *_ = jax.lax.fori_loop(0, steps, body, carry)
     best_key = jnp.min(lane_key)
     best_idx = jnp.min(jnp.where(lane_key == best_key, lane_idx, _NO_SLOT))
     if plan.num_chunks == 1:
@@ -273,7 +297,7 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
 
 
 def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, slots, head_dim,
-                    norm, barrier, row_loop):
+                    norm, barrier):
     if plan.merge_outputs:
         (layer_ref, m_ref, l_ref, o_ref, imp_ref, mt_ref, valid_ref, _count_in,
          out_ref, imp_out_ref, cmin_ref, cidx_ref, count_ref, slot_ref) = refs
@@ -293,7 +317,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
         _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref,
                           cidx_ref, count_ref, slot_ref, layer=layer, chunk=p - plan.row_blocks,
                           plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
-                          slots=slots, norm=norm, barrier=barrier, row_loop=row_loop)
+                          slots=slots, norm=norm, barrier=barrier)
 
     # Separate programs for the two jobs: the importance merge (the longer
     # one) never waits behind an output merge in the same program.
@@ -307,7 +331,7 @@ def _combine_kernel(*refs, plan: CombinePlan, num_splits, num_tiles, block_k, sl
 def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, counter, *,
                      block_k: int, slots: int, out_dtype, per_kv_head: bool, interpret: bool,
                      num_warps: int = NUM_WARPS, target_programs: int = TARGET_PROGRAMS,
-                     step_elems: int = STEP_ELEMS, row_loop: bool = False):
+                     step_elems: int | None = None, row_loop: bool | None = None):
     """Merges the split kernel's partials in one Pallas launch.
 
     Args:
@@ -332,7 +356,9 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       target_programs: combine programs resident at once, the round size from which
         ``plan_combine`` chooses each row's number of importance chunks.
       step_elems: partials (rows x slots) loaded per importance step; sets the
-        tiles per step (``plan_combine``).
+        tiles per step (None: the row-sum method's default, ``plan_combine``).
+      row_loop: the importance row sum as a loop over rows (True) or over the
+        loaded block's axis (False); None: ``plan_combine``'s rule.
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is
@@ -351,7 +377,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     # Chunks cover the tiles that hold slots, so none is padding only.
     plan = plan_combine(batch, outputs, rows, group, -(-slots // block_k), block_k, head_dim,
                         target_programs=target_programs, merge_outputs=merge_outputs,
-                        step_elems=step_elems)
+                        step_elems=step_elems, row_loop=row_loop)
     # Free (row-major) reshapes: the rows of one output group are contiguous (in the
     # tile-major partials, within each tile).
     views = (m_part.reshape(batch, outputs, rows, num_splits),
@@ -390,7 +416,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
     kernel = functools.partial(
         _combine_kernel, plan=plan, num_splits=num_splits, num_tiles=num_tiles, block_k=block_k,
         slots=slots, head_dim=head_dim, norm=1.0 / (rows * head_dim),
-        barrier=not interpret, row_loop=row_loop)  # interpret mode runs programs one after another
+        barrier=not interpret)  # interpret mode runs programs one after another
     results = pl.pallas_call(
         kernel,
         grid=(batch, outputs, plan.programs),

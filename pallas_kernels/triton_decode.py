@@ -80,7 +80,6 @@ from pallas_kernels._platform import require_kernel_platform
 from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import NUM_WARPS as _COMBINE_WARPS
-from pallas_kernels.triton_combine import STEP_ELEMS as _COMBINE_STEP_ELEMS
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
 from pallas_kernels.triton_combine import combine_partials
 
@@ -137,11 +136,14 @@ class KernelConfig:
     # Combine programs resident at once, the round size of the model that cuts
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
-    # The combine's warps per program and partials loaded per importance step
-    # (a power of two >= 256); the defaults are run 41's measured best.
+    # The combine's warps per program (run 41's measured best), its importance
+    # row sum (True: a loop over the query-head rows, False: a sum over the
+    # loaded block's axis, None: triton_combine.plan_combine's rule, run 72) and
+    # partials loaded per importance step (a power of two >= 256; None: the
+    # row-sum method's default).
     combine_warps: int = _COMBINE_WARPS
-    combine_step_elems: int = _COMBINE_STEP_ELEMS
-    combine_row_loop: bool = False  # experiment (run 71)
+    combine_row_loop: bool | None = None
+    combine_step_elems: int | None = None
 
     @property
     def split_len(self) -> int:
@@ -156,7 +158,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 group: int | None = None, partial_dtype: str | None = None,
                 combine_programs: int | None = None, combine_warps: int | None = None,
                 combine_step_elems: int | None = None,
-                combine_row_loop: bool = False) -> KernelConfig:
+                combine_row_loop: bool | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -173,8 +175,10 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     for the traffic and error this trades).  ``combine_programs`` (default 396 = 3 per
     SM) is the combine's resident programs per round, from which it chooses
     how many slot chunks each row's importance merge gets; ``combine_warps``
-    (default 4) and ``combine_step_elems`` (partials per importance step,
-    default 8192) shape the combine's programs.
+    (default 4), ``combine_row_loop`` (the importance row sum's method, None =
+    ``triton_combine.plan_combine``'s rule) and ``combine_step_elems``
+    (partials per importance step, None = the method's default) shape the
+    combine's programs.
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
@@ -183,12 +187,13 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
         [1, 32], an unknown ``variant`` or ``partial_dtype``, ``combine_warps``
         not a power of two in [1, 32], ``combine_step_elems`` not a power of
-        two >= 256.
+        two >= 256, ``combine_row_loop`` not None / True / False.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
                      num_stages=num_stages, group=group, combine_programs=combine_programs,
-                     combine_warps=combine_warps, combine_step_elems=combine_step_elems)
+                     combine_warps=combine_warps, combine_step_elems=combine_step_elems,
+                     combine_row_loop=combine_row_loop)
     if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
     itemsize = jnp.dtype(dtype).itemsize
@@ -229,9 +234,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
         combine_warps=combine_warps if combine_warps is not None else _COMBINE_WARPS,
-        combine_step_elems=(combine_step_elems if combine_step_elems is not None
-                            else _COMBINE_STEP_ELEMS),
         combine_row_loop=combine_row_loop,
+        combine_step_elems=combine_step_elems,
     )
 
 
@@ -268,6 +272,9 @@ def _check_plan_args(**args) -> None:
         _check_num_warps("combine_warps", args["combine_warps"])
     if args["combine_step_elems"] is not None:
         _check_step_elems("combine_step_elems", args["combine_step_elems"])
+    if args["combine_row_loop"] is not None and not isinstance(args["combine_row_loop"], bool):
+        raise ValueError(f"combine_row_loop must be None, True or False, got "
+                         f"{args['combine_row_loop']!r}")
 
 
 def check_config(config, slots: int) -> None:
@@ -289,7 +296,11 @@ def check_config(config, slots: int) -> None:
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     _check_num_warps("config.combine_warps", config.combine_warps)
-    _check_step_elems("config.combine_step_elems", config.combine_step_elems)
+    if config.combine_step_elems is not None:
+        _check_step_elems("config.combine_step_elems", config.combine_step_elems)
+    if config.combine_row_loop is not None and not isinstance(config.combine_row_loop, bool):
+        raise ValueError(f"config.combine_row_loop must be None, True or False, got "
+                         f"{config.combine_row_loop!r}")
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:

@@ -112,23 +112,42 @@ def test_exact_kernel_variants(variant, dtype, rng):
     check_against_reference(result, q, k, v, valid, 0.125, False, dtype)
 
 
+@pytest.mark.parametrize("row_loop", [False, True])
 @pytest.mark.parametrize("per_kv_head", [False, True])
-def test_combine_step_size_is_a_launch_choice_only(per_kv_head, rng, monkeypatch):
-    """A smaller importance step (more, shorter steps and chunks) gives the reference's results."""
+def test_combine_step_size_is_a_launch_choice_only(per_kv_head, row_loop, rng, monkeypatch):
+    """A smaller importance step (more, shorter steps and chunks) gives the reference's results,
+    with either row-sum method."""
     from pallas_kernels import triton_combine
     plans, plan_combine = [], triton_combine.plan_combine
     monkeypatch.setattr(triton_combine, "plan_combine",
                         lambda *a, **kw: plans.append(plan_combine(*a, **kw)) or plans[-1])
     q, k, v, valid = make_inputs(rng, 2, 8, 2, 64, 1000, "random", "float32")
     cfg = triton_decode.plan_config(2, 2, 1000, 64, jnp.float32, combine_step_elems=256,
-                                    combine_warps=8)
+                                    combine_warps=8, combine_row_loop=row_loop)
     result = triton_decode.longflow_attention_triton(q, k, v, valid, scale=0.125,
                                                      per_kv_head=per_kv_head, interpret=True, config=cfg)
     (plan,) = plans
     default = plan_combine(2, 2 if per_kv_head else 1, 4 if per_kv_head else 8, 4, -(-1000 // cfg.block_k),
-                           cfg.block_k, 64)
+                           cfg.block_k, 64, row_loop=row_loop)
     assert plan.tiles_per_step < default.tiles_per_step  # the knob reached the combine
+    assert plan.row_loop is default.row_loop is row_loop
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, "float32")
+
+
+@pytest.mark.parametrize("dtype,heads,mask,per_kv_head,splits", [
+    ("bfloat16", (8, 2), "random", False, 1), ("float32", (9, 3), "left_pad", True, 3),
+    ("bfloat16", (9, 3), "single", False, 2), ("float32", (4, 1), "all", True, 1),
+])
+def test_combine_row_loop_matches_reference(dtype, heads, mask, per_kv_head, splits, rng):
+    """The row-loop importance sum (one load per query-head row, run 72) against the float64
+    reference: rows not a power of two, per-KV-head rows, one split and several."""
+    (hq, hkv), slots, d = heads, 700, 64
+    q, k, v, valid = make_inputs(rng, 3, hq, hkv, d, slots, mask, dtype)
+    cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=splits,
+                                    combine_row_loop=True)
+    result = triton_decode.longflow_attention_triton(
+        q, k, v, valid, scale=0.125, per_kv_head=per_kv_head, interpret=True, config=cfg)
+    check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
 @pytest.mark.parametrize("partial_dtype", ["float32", "bfloat16"])
@@ -179,17 +198,23 @@ def test_split_count_fills_whole_waves(rng):
 def test_combine_chunk_counts(rng):
     """The combine's chunk counts (32/8 heads, head_dim 128, bf16, importance summed over heads):
     the launches measured best in run 43 (3 chunks = one round of 396 resident programs at
-    128 x 8192, one-step chunks at 8 x 2048), and every chunk of any plan has tiles."""
+    128 x 8192, one-step chunks at 8 x 2048) and the row sum of run 72 (a loop over rows where
+    the axis sum's chunks would take several steps), and every chunk of any plan has tiles."""
     from pallas_kernels import triton_combine
-    expected = {(128, 8192): (3, 11), (8, 2048): (8, 1), (32, 8192): (11, 3), (1, 1024): (4, 1)}
-    for (batch, slots), chunks_steps in expected.items():
+    expected = {  # (chunks, steps per chunk, row loop): axis plan, plan chosen
+        (128, 8192): ((3, 11, False), (3, 6, True)), (8, 2048): ((8, 1, False),) * 2,
+        (32, 8192): ((11, 3, False), (8, 2, True)), (1, 1024): ((4, 1, False),) * 2}
+    for (batch, slots), (axis, chosen) in expected.items():
         cfg = triton_decode.plan_config(batch, 8, slots, 128, jnp.bfloat16)
-        plan = triton_combine.plan_combine(batch, 1, 32, 4, -(-slots // cfg.block_k),
-                                           cfg.block_k, 128)
-        assert (plan.num_chunks, plan.steps_per_chunk) == chunks_steps, (batch, slots, plan)
+        for row_loop, want in ((False, axis), (None, chosen)):
+            plan = triton_combine.plan_combine(batch, 1, 32, 4, -(-slots // cfg.block_k),
+                                               cfg.block_k, 128, row_loop=row_loop)
+            assert (plan.num_chunks, plan.steps_per_chunk, plan.row_loop) == want, \
+                (batch, slots, plan)
     for _ in range(200):
         batch, tiles = (int(x) for x in rng.integers(1, [300, 600]))
-        plan = triton_combine.plan_combine(batch, 1, 32, 4, tiles, 64, 128)
+        plan = triton_combine.plan_combine(batch, 1, 32, 4, tiles, 64, 128,
+                                           row_loop=[None, True, False][int(rng.integers(3))])
         steps = -(-tiles // plan.tiles_per_step)
         assert 1 <= plan.num_chunks <= 128
         assert (plan.num_chunks - 1) * plan.steps_per_chunk < steps <= \
@@ -207,6 +232,8 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
     good = triton_decode.plan_config(2, 2, 100, 64, jnp.float32)
     with pytest.raises(ValueError, match="config.variant must be one of"):
         run(config=dataclasses.replace(good, variant="attn_only"))
+    with pytest.raises(ValueError, match="config.combine_row_loop must be None"):
+        run(config=dataclasses.replace(good, combine_row_loop=1))
     with pytest.raises(TypeError, match="config must be a KernelConfig"):
         run(config={"num_splits": 1})
     with pytest.raises(ValueError, match="scale must be a positive finite"):
@@ -220,6 +247,7 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
            ({"variant": "attn_only"}, "variant must be one of"),
            ({"combine_warps": 3}, "combine_warps must be a power of two"),
            ({"combine_step_elems": 1000}, "combine_step_elems must be a power of two >= 256"),
+           ({"combine_row_loop": "yes"}, "combine_row_loop must be None, True or False"),
            ({"dtype": jnp.float16}, "dtype must be one of")]
     for override, message in bad:
         args = {"batch": 2, "kv_heads": 2, "slots": 100, "head_dim": 64,
@@ -619,9 +647,11 @@ def test_one_split_writes_the_output_in_the_split_kernel(dtype, heads, mask, per
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
 
 
+@pytest.mark.parametrize("row_loop", [False, True])
 @pytest.mark.parametrize("chunks", [1, 2])
 @pytest.mark.parametrize("per_kv_head", [False, True])
-def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chunks, per_kv_head):
+def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chunks, per_kv_head,
+                                                                row_loop):
     """Exact ties spread over several loop steps of a combine program (per-lane running minimum):
     the lowest slot wins, whether the two candidates share a lane (72, 200) or not (73, 263)."""
     from pallas_kernels import triton_combine
@@ -636,11 +666,11 @@ def test_ties_across_the_steps_of_a_chunk_go_to_the_lowest_slot(monkeypatch, chu
     # One round holds one (two) chunk(s) per row -> 1 chunk of 5 steps (2 chunks of 3 and 2 steps).
     combine_programs = chunks * batch * outputs
     cfg = triton_decode.plan_config(batch, kv_heads, slots, d, jnp.float32,
-                                    combine_programs=combine_programs)
+                                    combine_programs=combine_programs, combine_row_loop=row_loop)
     plan = triton_combine.plan_combine(batch, outputs, 2 if per_kv_head else 4, 2,
                                        -(-slots // cfg.block_k), cfg.block_k, d,
-                                       target_programs=combine_programs)
-    assert plan.num_chunks == chunks and plan.steps_per_chunk >= 2
+                                       target_programs=combine_programs, row_loop=row_loop)
+    assert plan.num_chunks == chunks and plan.steps_per_chunk >= 2 and plan.row_loop is row_loop
     _, slot, _ = triton_decode.longflow_attention_triton(
         q, k, v, jnp.asarray(valid), scale=0.125, per_kv_head=per_kv_head, interpret=True,
         config=cfg)
