@@ -114,10 +114,11 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     (shuffles and a shared-memory round per step; ``STEP_ELEMS`` partials per
     step); the "row loop" loads ``[tiles, block_k]`` once per real row and sums
     elementwise (no cross-lane traffic, but a longer step: ``ROW_LOOP_STEP_ELEMS``).
-    The row loop is used where the axis plan gives chunks of at least two steps
+    The row loop is used where its own plan gives chunks of at least two steps
     (throughput-bound: run 72, 28.4 vs 31.9 us at 128 x 8192, 11.4 vs 14.1 us at
-    32 x 8192) and at most ``_MAX_LOOP_ROWS`` rows; one-step chunks are
-    latency-bound and keep the axis sum (8 x 2048: 4.3 vs 14.4 us).
+    32 x 8192, 11.9 vs 13.9 us at 8 x 32768) and at most ``_MAX_LOOP_ROWS`` rows;
+    one-step chunks are latency-bound and keep the axis sum (8 x 2048: 4.3 vs
+    14.4 us with the row loop's one-step chunks).
     ``step_elems`` (None = the method's default) overrides the step size.
     """
     def build(elems: int, loop: bool) -> CombinePlan:
@@ -137,10 +138,10 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
                            row_loop=loop)
 
     if row_loop is None:
-        axis_plan = build(step_elems or STEP_ELEMS, False)
-        if axis_plan.steps_per_chunk < 2 or rows > _MAX_LOOP_ROWS:
-            return axis_plan
-        row_loop = True
+        loop_plan = build(step_elems or ROW_LOOP_STEP_ELEMS, True)
+        if loop_plan.steps_per_chunk >= 2 and rows <= _MAX_LOOP_ROWS:
+            return loop_plan
+        row_loop = False
     return build(step_elems or (ROW_LOOP_STEP_ELEMS if row_loop else STEP_ELEMS), row_loop)
 
 

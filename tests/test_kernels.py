@@ -203,6 +203,7 @@ def test_combine_chunk_counts(rng):
     from pallas_kernels import triton_combine
     expected = {  # (chunks, steps per chunk, row loop): axis plan, plan chosen
         (128, 8192): ((3, 11, False), (3, 6, True)), (8, 2048): ((8, 1, False),) * 2,
+        (128, 1024): ((2, 2, False),) * 2,  # the row loop would run one-step chunks
         (32, 8192): ((11, 3, False), (8, 2, True)), (1, 1024): ((4, 1, False),) * 2}
     for (batch, slots), (axis, chosen) in expected.items():
         cfg = triton_decode.plan_config(batch, 8, slots, 128, jnp.bfloat16)
