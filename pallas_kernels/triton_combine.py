@@ -30,10 +30,15 @@ all heads) or ``kv_heads`` (``per_kv_head``); with several splits the first
 heads-per-group programs each merge the output of one KV head of their output
 group, and the remaining ones (all of them, with one split) each merge the
 importance of one slot chunk.  The jobs are ``pl.when`` branches on the
-program index, so one launch does everything.  An importance program loads
-its next step's partials before the current step's arithmetic (a software
-pipeline through the loop carry: Triton does not pipeline these loads) and
-keeps a running minimum per lane, reduced once at its end.
+program index, so one launch does everything.  An importance program keeps a
+running minimum per lane, reduced once at its end.  Each step sums its tiles'
+partials over the query-head rows in one of two ways (``plan_combine``
+chooses): the "axis" sum loads ``[tiles, rows, block_k]`` and reduces the
+middle axis, with the next step's loads issued before the current step's
+arithmetic (a software pipeline through the loop carry: Triton does not
+pipeline these loads); the "row loop" loads ``[tiles, block_k]`` once per row
+and accumulates elementwise, so no value crosses lanes (faster where programs
+run several steps, benchmarks/NOTES.md run 72).
 """
 
 from __future__ import annotations
