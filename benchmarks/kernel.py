@@ -186,13 +186,17 @@ def _jit_multi(op, n_sets: int):
 
 
 def _calls_per_rep(multi, sets, target_s=None, max_calls=64) -> int:
-    """Executions enqueued per repetition: enough for ``target_s`` of work (at least 4).
+    """Executions enqueued per repetition: enough for ``target_s`` (default
+    ``REP_TARGET_S``) of work, at least 4 and at most ``max_calls``.
 
     A repetition's wall clock includes a fixed cost, the host dispatch of its
-    first execution before the GPU starts (~0.3 ms) and the final
-    synchronisation; spread over only 4 executions of 2 sets it added
-    35-110 us per application at 128 x 8192 (runs 36-37).  Torch's CUDA-event
-    loop does not pay it.  Sizing repetitions to ~50 ms of work makes it <1%.
+    first execution before the GPU starts and the final synchronisation:
+    0.6-1.2 ms per repetition on the H200 (run 73, ``rep_size.py``; runs 36-37
+    had guessed ~0.3 ms).  Torch's CUDA-event loop does not pay it.  With 0.2 s
+    repetitions it is ~0.3-0.6% of the large shapes (0.05 s: 1-2.5%).  Shapes
+    whose executions take < 3 ms (a 64-execution repetition < 0.2 s, e.g.
+    8 x 2048: ~55 ms) stay below the target: they are dispatch-bound, the host
+    work of each execution overlapping the previous one's GPU work.
     """
     target_s = REP_TARGET_S if target_s is None else target_s
     t0 = time.perf_counter()
@@ -217,13 +221,13 @@ def time_jax(op, sets, min_reps=5, budget_s=0.6):
     """Median seconds per application of ``op`` over distinct input sets.
 
     Each repetition enqueues several executions back to back (``_calls_per_rep``:
-    ~50 ms of work, at least 4) and blocks once, so the host's per-call
+    ~0.2 s of work, 4 to 64 executions) and blocks once, so the host's per-call
     dispatch (~0.3 ms for an executable with 4 x 32 array arguments) overlaps
     the previous call's GPU work instead of adding to it, as it does in a
     jitted decode loop.  Runs 1-5 blocked after every call, which put ~11 us
     per application on top of small shapes; runs 1-30 returned one buffer per
     set and output (see ``_jit_multi``); runs 1-42 enqueued 4 executions per
-    repetition at every shape (``_calls_per_rep``).
+    repetition at every shape, runs 43-72 ~50 ms of work (``_calls_per_rep``).
     """
     multi = _jit_multi(op, len(sets))
     jax.block_until_ready(multi(sets))  # compile + warm up

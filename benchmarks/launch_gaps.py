@@ -102,6 +102,13 @@ def summarise(events: list[dict], n_apps: int) -> str:
     return "\n".join(lines)
 
 
+def _config_value(text: str):
+    """A ``--config`` value: int, true / false / none, or the string itself."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
@@ -111,9 +118,12 @@ def main() -> None:
                     help="executions traced back to back (one block at the end), as the timed "
                          "loop enqueues them: shows the GPU's idle time between executions")
     ap.add_argument("--config", default="",
-                    help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2")
+                    help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2,"
+                         "combine_row_loop=false")
     args = ap.parse_args()
-    overrides = {key: int(value) if value.lstrip("-").isdigit() else value for key, value in
+    if args.executions < 1:
+        ap.error(f"--executions must be >= 1, got {args.executions}")
+    overrides = {key: _config_value(value) for key, value in
                  (item.split("=", 1) for item in args.config.split(",") if item)}
     print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
     for shape in args.shapes.split(","):

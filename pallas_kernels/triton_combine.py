@@ -52,6 +52,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
+from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
@@ -125,7 +126,20 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     one-step chunks are latency-bound and keep the axis sum (8 x 2048: 4.3 vs
     14.4 us with the row loop's one-step chunks).
     ``step_elems`` (None = the method's default) overrides the step size.
+
+    Raises:
+      ValueError: ``row_loop`` not None / True / False, or True with more than
+        ``_MAX_LOOP_ROWS`` rows (each is an unrolled load per step);
+        ``step_elems`` not None or a power of two >= 256.
     """
+    if row_loop is not None and not isinstance(row_loop, bool):
+        raise ValueError(f"combine_row_loop must be None, True or False, got {row_loop!r}")
+    if row_loop and rows > _MAX_LOOP_ROWS:
+        raise ValueError(f"combine_row_loop=True unrolls one load per query-head row and allows "
+                         f"at most {_MAX_LOOP_ROWS} rows, got {rows}: use None or False")
+    if step_elems is not None and (not _is_int(step_elems) or step_elems < 256
+                                   or step_elems & (step_elems - 1)):
+        raise ValueError(f"combine_step_elems must be a power of two >= 256, got {step_elems!r}")
     def build(elems: int, loop: bool) -> CombinePlan:
         rows_p = _next_pow2(rows)
         tiles_per_step = max(1, min(elems // rows_p, _MAX_STEP_SLOTS) // block_k)
@@ -194,18 +208,17 @@ def _row_scalars(m_ref, l_ref, row, num_splits, norm):
     m = _load(m_ref.at[jnp.int32(row), pl.ds(0, ns_p)], mask=ok, other=_MASK_VALUE)
     l = _load(l_ref.at[jnp.int32(row), pl.ds(0, ns_p)], mask=ok, other=0.0)
     m_glob = jnp.max(m)
-    return m_glob, norm / jnp.maximum(jnp.sum(jnp.exp(m - m_glob) * l), 1e-30)
+    # The axis sum's rounding: (1 / L) * norm (_softmax_stats, row_w).
+    return m_glob, (1.0 / jnp.maximum(jnp.sum(jnp.exp(m - m_glob) * l), 1e-30)) * norm
 
 
 def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmin_ref, cidx_ref,
                       count_ref, slot_ref, *, layer, chunk, plan: CombinePlan, num_splits,
                       num_tiles, block_k, slots, norm, barrier):
     """Importance of slot chunk ``chunk``; the row's eviction slot from the last chunk done."""
-    rows_p = _next_pow2(plan.rows)
     tps = plan.tiles_per_step
     step_slots = tps * block_k
     steps = plan.steps_per_chunk
-    row_ok = jnp.arange(rows_p) < plan.rows
 
     def fold_step(i, imp, ok, lane_key, lane_idx):
         """Stores step ``i``'s importance ``[step_slots]`` and folds it into the running minima."""
@@ -251,6 +264,8 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
                 imp = imp + e.astype(jnp.float32) * (jnp.exp(m_tile - m_glob) * weight)
             return fold_step(i, imp.reshape(step_slots), load_valid(i), *carry)
     else:
+        rows_p = _next_pow2(plan.rows)
+        row_ok = jnp.arange(rows_p) < plan.rows
         m_glob, inv_l = _softmax_stats(m_ref, l_ref, 0, rows_p, row_ok, num_splits)
         row_w = jnp.where(row_ok, inv_l * norm, 0.0)  # padding rows contribute nothing
 
@@ -361,8 +376,9 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
       num_warps: warps per combine program.
       target_programs: combine programs resident at once, the round size from which
         ``plan_combine`` chooses each row's number of importance chunks.
-      step_elems: partials (rows x slots) loaded per importance step; sets the
-        tiles per step (None: the row-sum method's default, ``plan_combine``).
+      step_elems: partials (rows padded to a power of two x slots) per importance
+        step; sets the tiles per step (None: the row-sum method's default,
+        ``plan_combine``).
       row_loop: the importance row sum as a loop over rows (True) or over the
         loaded block's axis (False); None: ``plan_combine``'s rule.
 

@@ -138,7 +138,7 @@ class KernelConfig:
     combine_programs: int = _COMBINE_PROGRAMS
     # The combine's warps per program (run 41's measured best), its importance
     # row sum (True: a loop over the query-head rows, False: a sum over the
-    # loaded block's axis, None: triton_combine.plan_combine's rule, run 72) and
+    # loaded block's axis, None: triton_combine.plan_combine's rule, runs 72-76) and
     # partials loaded per importance step (a power of two >= 256; None: the
     # row-sum method's default).
     combine_warps: int = _COMBINE_WARPS

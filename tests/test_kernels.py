@@ -138,16 +138,37 @@ def test_combine_step_size_is_a_launch_choice_only(per_kv_head, row_loop, rng, m
     ("bfloat16", (8, 2), "random", False, 1), ("float32", (9, 3), "left_pad", True, 3),
     ("bfloat16", (9, 3), "single", False, 2), ("float32", (4, 1), "all", True, 1),
 ])
-def test_combine_row_loop_matches_reference(dtype, heads, mask, per_kv_head, splits, rng):
+def test_combine_row_loop_matches_reference(dtype, heads, mask, per_kv_head, splits, rng,
+                                            monkeypatch):
     """The row-loop importance sum (one load per query-head row, run 72) against the float64
-    reference: rows not a power of two, per-KV-head rows, one split and several."""
+    reference, in chunks of several steps and several chunks per row: rows not a power of two,
+    per-KV-head rows, one split and several."""
+    from pallas_kernels import triton_combine
+    plans, plan_combine = [], triton_combine.plan_combine
+    monkeypatch.setattr(triton_combine, "plan_combine",
+                        lambda *a, **kw: plans.append(plan_combine(*a, **kw)) or plans[-1])
     (hq, hkv), slots, d = heads, 700, 64
     q, k, v, valid = make_inputs(rng, 3, hq, hkv, d, slots, mask, dtype)
     cfg = triton_decode.plan_config(3, hkv, slots, d, jnp.dtype(dtype), num_splits=splits,
-                                    combine_row_loop=True)
+                                    combine_row_loop=True, combine_step_elems=256,
+                                    combine_programs=3 * (hkv if per_kv_head else 1) * 2)
     result = triton_decode.longflow_attention_triton(
         q, k, v, valid, scale=0.125, per_kv_head=per_kv_head, interpret=True, config=cfg)
+    (plan,) = plans
+    assert plan.row_loop and plan.num_chunks >= 2 and plan.steps_per_chunk >= 2, plan
     check_against_reference(result, q, k, v, valid, 0.125, per_kv_head, dtype)
+
+
+def test_combine_row_loop_arguments_are_checked():
+    """Forcing the row loop past its unroll limit, or a bad step size, is refused by name."""
+    from pallas_kernels import triton_combine
+    with pytest.raises(ValueError, match="combine_row_loop=True unrolls .* at most 64 rows, got 128"):
+        triton_combine.plan_combine(2, 1, 128, 16, 16, 64, 128, row_loop=True)
+    assert not triton_combine.plan_combine(128, 1, 128, 16, 128, 64, 128).row_loop  # the rule
+    with pytest.raises(ValueError, match="combine_row_loop must be None, True or False"):
+        triton_combine.plan_combine(2, 1, 32, 4, 16, 64, 128, row_loop="no")
+    with pytest.raises(ValueError, match="combine_step_elems must be a power of two >= 256"):
+        triton_combine.plan_combine(2, 1, 32, 4, 16, 64, 128, step_elems=0)
 
 
 @pytest.mark.parametrize("partial_dtype", ["float32", "bfloat16"])
