@@ -14,6 +14,7 @@ import codecs
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -74,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_output_is_a_file(p: argparse.ArgumentParser, output: str) -> None:
+    """An existing ``--output`` (links followed) must be a regular file that neither stdout nor
+    stderr writes to: the run renames FILE.partial over it, which would replace a device or FIFO
+    (``/dev/null`` for every process) and drop text already streamed into a redirected stdout."""
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        p.error(f"--output {output}: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        p.error(f"--output {output}: not a regular file (a device, FIFO or socket); the run writes "
+                f"FILE.partial and renames it over FILE, so give a regular file name")
+    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+        try:
+            st_stream = os.fstat(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # replaced or closed streams (tests, notebooks)
+            continue
+        if (st_stream.st_dev, st_stream.st_ino) == (st.st_dev, st.st_ino):
+            p.error(f"--output {output} is the file {name} is redirected to; the run would replace "
+                    f"it: drop --output or redirect {name} elsewhere")
+
+
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingParams:
     """Reject bad values before anything heavy (model load, compile) starts; return the SamplingParams."""
     finite = math.isfinite
@@ -106,6 +130,7 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         out = Path(a.output)
         if not a.output or out.is_dir():
             p.error(f"--output {a.output!r}: give a file name" + (", not a folder" if a.output else ""))
+        _check_output_is_a_file(p, a.output)
         target = out.resolve()  # a link is followed: its target is written (see _RecordWriter)
         folder = target.parent
         if not folder.is_dir():

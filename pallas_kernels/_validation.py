@@ -25,6 +25,11 @@ def is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def is_bool(x) -> bool:
+    """True for a Python or NumPy bool: a static flag."""
+    return isinstance(x, (bool, np.bool_))
+
+
 def _check_layer(layer, k, valid) -> None:
     """Checks ``layer`` (int scalar) against the stacked buffer's leading axis."""
     layers = k.shape[0]

@@ -52,6 +52,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
+from pallas_kernels._validation import is_bool as _is_bool
 from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
@@ -132,7 +133,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
         ``_MAX_LOOP_ROWS`` rows (each is an unrolled load per step);
         ``step_elems`` not None or a power of two >= 256.
     """
-    if row_loop is not None and not isinstance(row_loop, bool):
+    if row_loop is not None and not _is_bool(row_loop):
         raise ValueError(f"combine_row_loop must be None, True or False, got {row_loop!r}")
     if row_loop and rows > _MAX_LOOP_ROWS:
         raise ValueError(f"combine_row_loop=True unrolls one load per query-head row and allows "
@@ -161,6 +162,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
         if loop_plan.steps_per_chunk >= 2 and rows <= _MAX_LOOP_ROWS:
             return loop_plan
         row_loop = False
+    row_loop = bool(row_loop)
     return build(step_elems or (ROW_LOOP_STEP_ELEMS if row_loop else STEP_ELEMS), row_loop)
 
 

@@ -77,6 +77,7 @@ from jax.experimental.pallas import triton as pltriton
 
 from pallas_kernels import _triton_compat as _compat
 from pallas_kernels._platform import require_kernel_platform
+from pallas_kernels._validation import is_bool as _is_bool
 from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import NUM_WARPS as _COMBINE_WARPS
@@ -187,16 +188,23 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         ``group`` / ``combine_programs`` < 1, ``num_warps`` not a power of two in
         [1, 32], an unknown ``variant`` or ``partial_dtype``, ``combine_warps``
         not a power of two in [1, 32], ``combine_step_elems`` not a power of
-        two >= 256, ``combine_row_loop`` not None / True / False.
+        two >= 256, ``combine_row_loop`` not None / True / False.  (A config
+        with ``combine_row_loop=True`` is refused when the kernel is built if
+        more than 64 query-head rows share one importance output: q_heads, or
+        the group with ``per_kv_head``.)
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,
                      num_stages=num_stages, group=group, combine_programs=combine_programs,
                      combine_warps=combine_warps, combine_step_elems=combine_step_elems,
                      combine_row_loop=combine_row_loop)
-    if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
+    try:
+        dtype = jnp.dtype(dtype) if dtype is not None else repr(dtype)  # None: not float64
+    except TypeError:
+        dtype = repr(dtype)  # not a dtype at all: named in the error below
+    if dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {[str(d) for d in SUPPORTED_DTYPES]}, got {dtype}")
-    itemsize = jnp.dtype(dtype).itemsize
+    itemsize = dtype.itemsize
     head_dim_p = max(16, _next_pow2(head_dim))
     if variant is None:
         small_group = group is None or group <= _FMA_MAX_GROUP
@@ -234,7 +242,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         partial_dtype=partial_dtype,
         combine_programs=combine_programs if combine_programs is not None else _COMBINE_PROGRAMS,
         combine_warps=combine_warps if combine_warps is not None else _COMBINE_WARPS,
-        combine_row_loop=combine_row_loop,
+        combine_row_loop=None if combine_row_loop is None else bool(combine_row_loop),
         combine_step_elems=combine_step_elems,
     )
 
@@ -272,7 +280,7 @@ def _check_plan_args(**args) -> None:
         _check_num_warps("combine_warps", args["combine_warps"])
     if args["combine_step_elems"] is not None:
         _check_step_elems("combine_step_elems", args["combine_step_elems"])
-    if args["combine_row_loop"] is not None and not isinstance(args["combine_row_loop"], bool):
+    if args["combine_row_loop"] is not None and not _is_bool(args["combine_row_loop"]):
         raise ValueError(f"combine_row_loop must be None, True or False, got "
                          f"{args['combine_row_loop']!r}")
 
@@ -298,7 +306,7 @@ def check_config(config, slots: int) -> None:
     _check_num_warps("config.combine_warps", config.combine_warps)
     if config.combine_step_elems is not None:
         _check_step_elems("config.combine_step_elems", config.combine_step_elems)
-    if config.combine_row_loop is not None and not isinstance(config.combine_row_loop, bool):
+    if config.combine_row_loop is not None and not _is_bool(config.combine_row_loop):
         raise ValueError(f"config.combine_row_loop must be None, True or False, got "
                          f"{config.combine_row_loop!r}")
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):

@@ -301,3 +301,26 @@ def test_every_batch_gets_its_own_valid_seed(model_dir, tmp_path, capsys, monkey
     assert not set(batch_seeds(0, 1000)[1:]) & set(range(1000))  # no --seed s < 1000 shares a stream
     with pytest.raises(ValueError, match="seed must be in"):
         batch_seeds(2**31, 1)
+
+
+def test_output_to_a_device_fifo_or_redirected_stdout_is_refused(tmp_path, capsys):
+    """--output renames FILE.partial over FILE: a device (/dev/null), a FIFO or the file stdout is
+    redirected to would be replaced (the first for every process), so each is refused up front."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target in (str(fifo), os.devnull):
+        with pytest.raises(SystemExit) as e:
+            main(["--prompt", "w5", "--output", target])
+        assert e.value.code == 2 and "not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stdout:
+        proc = subprocess.run([sys.executable, "-m", "longflow_jax.cli", "--prompt", "w5", "--output",
+                               str(out)], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2 and "is the file stdout is redirected to" in proc.stderr
+    assert not (tmp_path / "out.txt.partial").exists()

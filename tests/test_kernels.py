@@ -256,6 +256,8 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
         run(config=dataclasses.replace(good, variant="attn_only"))
     with pytest.raises(ValueError, match="config.combine_row_loop must be None"):
         run(config=dataclasses.replace(good, combine_row_loop=1))
+    assert triton_decode.plan_config(2, 2, 100, 64, jnp.float32,
+                                     combine_row_loop=np.True_).combine_row_loop is True
     with pytest.raises(TypeError, match="config must be a KernelConfig"):
         run(config={"num_splits": 1})
     with pytest.raises(ValueError, match="scale must be a positive finite"):
@@ -270,7 +272,9 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
            ({"combine_warps": 3}, "combine_warps must be a power of two"),
            ({"combine_step_elems": 1000}, "combine_step_elems must be a power of two >= 256"),
            ({"combine_row_loop": "yes"}, "combine_row_loop must be None, True or False"),
-           ({"dtype": jnp.float16}, "dtype must be one of")]
+           ({"dtype": jnp.float16}, "dtype must be one of"),
+           ({"dtype": "bogus"}, "dtype must be one of .* got 'bogus'"),
+           ({"dtype": jnp.int32}, "dtype must be one of .* got int32$")]
     for override, message in bad:
         args = {"batch": 2, "kv_heads": 2, "slots": 100, "head_dim": 64,
                 "dtype": jnp.float32} | override
