@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
 
+    sampling_record = {"do_sample": sampling.do_sample, "temperature": a.temperature, "top_k": a.top_k,
+                       "top_p": a.top_p, "repetition_penalty": a.repetition_penalty,
+                       "min_new_tokens": a.min_new_tokens, "max_new_tokens": a.max_new_tokens}
     stream = len(encoded) == 1
     if a.output is not None and Path(a.output).exists():
         print(f"note: {a.output} exists; it will be replaced when the run completes", file=sys.stderr)
@@ -429,7 +432,11 @@ def main(argv: list[str] | None = None) -> int:
             writer.write([{"index": start + j, "prompt": prompts[start + j],
                            "completion": _decode(tok, ids),
                            "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids),
-                           "policy": a.policy, "budget": res.budget}
+                           # "stop": a stop token (EOS / end of turn) ended the row; "length":
+                           # --max-new-tokens did (the terms of HF / OpenAI APIs)
+                           "finish_reason": "stop" if ids and ids[-1] in model.stop_ids else "length",
+                           "policy": a.policy, "budget": res.budget, "seed": seed,
+                           "sampling": sampling_record}
                           for j, ids in enumerate(res.tokens)])
             if bar is not None:
                 bar.update(len(batch))

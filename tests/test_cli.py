@@ -47,6 +47,12 @@ def test_jsonl_batch_writes_one_record_per_prompt(model_dir, tmp_path, capsys):
     assert all(r["generated_tokens"] == 12 for r in records)
     assert "generated tokens 36" in stderr and "budget 8 slots/layer" in stderr
     assert all(r["budget"] == 8 and r["policy"] == "longflow" for r in records)
+    assert all(r["finish_reason"] == "length" for r in records)  # min = max new tokens: no stop
+    assert [r["seed"] for r in records] == [records[0]["seed"]] * 2 + [records[2]["seed"]]
+    assert records[0]["seed"] == 0 and records[2]["seed"] != 0  # one seed per batch (--seed 0)
+    assert records[0]["sampling"] == {"do_sample": True, "temperature": 0.8, "top_k": 0, "top_p": 0.9,
+                                      "repetition_penalty": 1.0, "min_new_tokens": 12,
+                                      "max_new_tokens": 12}
     assert not (tmp_path / "out.jsonl.partial").exists()
     assert out.stat().st_mode & 0o044  # readable by group/others under the default umask
     assert "tokens/s" in stderr and "KV buffer" in stderr
