@@ -330,3 +330,24 @@ def test_output_to_a_device_fifo_or_redirected_stdout_is_refused(tmp_path, capsy
                                str(out)], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
     assert proc.returncode == 2 and "is the file stdout is redirected to" in proc.stderr
     assert not (tmp_path / "out.txt.partial").exists()
+
+
+def test_finish_reason_says_a_stop_token_ended_the_row(model_dir, tmp_path, capsys, monkeypatch):
+    """With every token a stop token, each row ends after its first token: finish_reason "stop"."""
+    import dataclasses
+
+    from longflow_jax import loading
+
+    load = loading.load_model
+
+    def every_token_stops(*args, **kwargs):
+        model = load(*args, **kwargs)
+        return dataclasses.replace(model, stop_ids=tuple(range(model.cfg.vocab_size)))
+
+    monkeypatch.setattr(loading, "load_model", every_token_stops)
+    out = tmp_path / "stop.jsonl"
+    code, _, _ = _run(capsys, "--model", str(model_dir), "--prompt", "w5 w6", "--budget", "8",
+                      "--max-new-tokens", "5", "--output", str(out), "--attn-impl", "xla")
+    assert code == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["finish_reason"] == "stop" and record["generated_tokens"] == 1
