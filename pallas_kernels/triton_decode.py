@@ -145,6 +145,12 @@ class KernelConfig:
     combine_warps: int = _COMBINE_WARPS
     combine_row_loop: bool | None = None
     combine_step_elems: int | None = None
+    # Experiment (not yet timed on a GPU, benchmarks/NOTES.md): the "pvt" body's
+    # ||v||_1 per slot as a tensor-core dot ones[group_p, head_dim] @ |v|^T
+    # (bf16 only: |v| and 1 are exact in bf16, the sum fp32) instead of an fp32
+    # sum over head_dim on the CUDA cores.  Offline compile at 128 x 8192: 470
+    # instead of 691 instructions per tile, 104 instead of 128 registers.
+    v_l1_dot: bool = False
 
     @property
     def split_len(self) -> int:
@@ -159,7 +165,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 group: int | None = None, partial_dtype: str | None = None,
                 combine_programs: int | None = None, combine_warps: int | None = None,
                 combine_step_elems: int | None = None,
-                combine_row_loop: bool | None = None) -> KernelConfig:
+                combine_row_loop: bool | None = None, v_l1_dot: bool = False) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -211,6 +217,11 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant = "fma" if jnp.dtype(dtype) == jnp.float32 and small_group else "pvt"
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if not _is_bool(v_l1_dot):
+        raise ValueError(f"v_l1_dot must be True or False, got {v_l1_dot!r}")
+    if v_l1_dot and (variant != "pvt" or dtype != jnp.bfloat16):
+        raise ValueError(f"v_l1_dot needs the \"pvt\" body and bfloat16 inputs (an fp32 dot "
+                         f"would round |v| to TF32), got variant {variant!r}, dtype {dtype}")
     if partial_dtype is None:
         partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
     if partial_dtype not in PARTIAL_DTYPES:
@@ -244,6 +255,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         combine_warps=combine_warps if combine_warps is not None else _COMBINE_WARPS,
         combine_row_loop=None if combine_row_loop is None else bool(combine_row_loop),
         combine_step_elems=combine_step_elems,
+        v_l1_dot=bool(v_l1_dot),
     )
 
 
@@ -309,6 +321,8 @@ def check_config(config, slots: int) -> None:
     if config.combine_row_loop is not None and not _is_bool(config.combine_row_loop):
         raise ValueError(f"config.combine_row_loop must be None, True or False, got "
                          f"{config.combine_row_loop!r}")
+    if not _is_bool(config.v_l1_dot):
+        raise ValueError(f"config.v_l1_dot must be True or False, got {config.v_l1_dot!r}")
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
@@ -388,6 +402,7 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
 
     row_ok = jnp.arange(group_p) < group  # real query heads of the group
     q = _load(q_ref.at[pl.ds(0, group_p), cols], mask=row_ok[:, None] & col_ok[None, :], other=0)
+    ones = jnp.ones((group_p, head_dim_p), q.dtype) if cfg.v_l1_dot else None
 
     def body(i, carry):
         o, m, l = carry
@@ -405,10 +420,14 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
             v, e.astype(v.dtype), (((0,), (1,)), ((), ())), precision=precision,
             preferred_element_type=jnp.float32)
         # Importance numerator for this tile, relative to m_new (stored too).
-        v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)  # [block_k]
+        if cfg.v_l1_dot:  # [group_p, block_k], every row ||v_s||_1 (exact products, fp32 sum)
+            v_l1 = jax.lax.dot_general(ones, jnp.abs(v), (((1,), (1,)), ((), ())),
+                                       preferred_element_type=jnp.float32)
+        else:
+            v_l1 = jnp.sum(jnp.abs(v.astype(jnp.float32)), axis=1)[None, :]  # [1, block_k]
         # Tile-major partials: the tile's rows are one contiguous piece (module docstring).
         _store(imp_ref.at[i, pl.ds(0, group_p), pl.ds(0, block_k)],
-               (e * v_l1[None, :]).astype(imp_ref.dtype), mask=row_ok[:, None])
+               (e * v_l1).astype(imp_ref.dtype), mask=row_ok[:, None])
         _store(mblk_ref.at[i, pl.ds(0, group_p)], m_new, mask=row_ok)
         return o, m_new, l
 
@@ -612,6 +631,9 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype,
                              group=q.shape[1] // kv_heads)
     check_config(config, slots)
+    if config.v_l1_dot and (config.variant != "pvt" or q.dtype != jnp.bfloat16):
+        raise ValueError(f"config.v_l1_dot needs the \"pvt\" body and bfloat16 inputs, got "
+                         f"variant {config.variant!r}, dtype {q.dtype}")
     q = require_kernel_platform("triton", q, k, v, valid, layer, interpret=interpret)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.

@@ -171,6 +171,35 @@ def test_combine_row_loop_arguments_are_checked():
         triton_combine.plan_combine(2, 1, 32, 4, 16, 64, 128, step_elems=0)
 
 
+@pytest.mark.parametrize("heads,head_dim,mask,per_kv_head,splits", [
+    ((8, 2), 64, "random", False, None), ((9, 3), 80, "left_pad", True, 2),
+])
+def test_v_l1_dot_matches_the_elementwise_sum(heads, head_dim, mask, per_kv_head, splits, rng):
+    """KernelConfig.v_l1_dot (||v||_1 as a tensor-core dot, bf16 only) gives the reference's
+    results and the elementwise sum's importance to fp32 rounding; fp32 or "fma" is refused."""
+    (hq, hkv), slots = heads, 300
+    q, k, v, valid = make_inputs(rng, 2, hq, hkv, head_dim, slots, mask, "bfloat16")
+    results = []
+    for dot in (False, True):
+        cfg = triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16, group=hq // hkv,
+                                        num_splits=splits, v_l1_dot=dot)
+        results.append(triton_decode.longflow_attention_triton(
+            q, k, v, valid, scale=0.1, per_kv_head=per_kv_head, interpret=True, config=cfg))
+    check_against_reference(results[1], q, k, v, valid, 0.1, per_kv_head, "bfloat16")
+    np.testing.assert_allclose(np.asarray(results[1][2]), np.asarray(results[0][2]), rtol=1e-6)
+    assert np.asarray(results[1][1]).tolist() == np.asarray(results[0][1]).tolist()
+    with pytest.raises(ValueError, match="v_l1_dot needs the \"pvt\" body and bfloat16"):
+        triton_decode.plan_config(2, hkv, slots, head_dim, jnp.float32, v_l1_dot=True)
+    with pytest.raises(ValueError, match="v_l1_dot needs the \"pvt\" body and bfloat16"):
+        triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16, variant="fma",
+                                  v_l1_dot=True)
+    bf16_cfg = triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16, v_l1_dot=True)
+    with pytest.raises(ValueError, match="config.v_l1_dot needs"):
+        triton_decode.longflow_attention_triton(q.astype(jnp.float32), k.astype(jnp.float32),
+                                                v.astype(jnp.float32), valid, scale=0.1,
+                                                interpret=True, config=bf16_cfg)
+
+
 @pytest.mark.parametrize("partial_dtype", ["float32", "bfloat16"])
 def test_bf16_importance_partials_precision(partial_dtype, rng):
     """bf16 inputs store bf16 partials by default (the 5% traffic budget); fp32 partials on
