@@ -185,7 +185,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     (default 4), ``combine_row_loop`` (the importance row sum's method, None =
     ``triton_combine.plan_combine``'s rule) and ``combine_step_elems``
     (partials per importance step, None = the method's default) shape the
-    combine's programs.
+    combine's programs.  ``v_l1_dot`` (default False, bf16 "pvt" only, not yet
+    timed on a GPU) computes ``||v||_1`` on the tensor cores (``KernelConfig``).
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
@@ -197,7 +198,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         two >= 256, ``combine_row_loop`` not None / True / False.  (A config
         with ``combine_row_loop=True`` is refused when the kernel is built if
         more than 64 query-head rows share one importance output: q_heads, or
-        the group with ``per_kv_head``.)
+        the group with ``per_kv_head``.)  ``v_l1_dot`` not a bool, or True
+        without the "pvt" body and bfloat16 inputs.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
                      block_k=block_k, num_splits=num_splits, num_warps=num_warps,

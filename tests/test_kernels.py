@@ -301,6 +301,7 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
            ({"combine_warps": 3}, "combine_warps must be a power of two"),
            ({"combine_step_elems": 1000}, "combine_step_elems must be a power of two >= 256"),
            ({"combine_row_loop": "yes"}, "combine_row_loop must be None, True or False"),
+           ({"v_l1_dot": "yes"}, "v_l1_dot must be True or False"),
            ({"dtype": jnp.float16}, "dtype must be one of"),
            ({"dtype": "bogus"}, "dtype must be one of .* got 'bogus'"),
            ({"dtype": jnp.int32}, "dtype must be one of .* got int32$")]
