@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -503,7 +504,10 @@ def main():
     ap.add_argument("--label", default="", help="suffix of the table file name")
     ap.add_argument("--rep-target-s", type=float, default=REP_TARGET_S,
                     help="GPU work per timed repetition of the JAX columns (seconds)")
+    ap.add_argument("--overrides", type=json.loads, default={},
+                    help='plan_config overrides for the checks and the table, e.g. \'{"v_l1_dot": true}\'')
     args = ap.parse_args()
+    OVERRIDES.update(args.overrides)
     REP_TARGET_S = args.rep_target_s
     import torch
     import triton
