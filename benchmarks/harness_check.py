@@ -114,7 +114,9 @@ def main() -> None:
         }
         sets = [(qs[i], k[i], v[i], valid[i]) for i in range(n_sets)]  # per-set copies
         for name, op in ops.items():
-            single = lambda q, k, v, m, op=op: op(q, k, v, m, None)
+            def single(q, k, v, m, op=op):  # one layer: no stacked buffer
+                return op(q, k, v, m, None)
+
             t_stacked = time_jax(single, sets)
             prof_stacked = profile(_jit_multi(single, n_sets), (sets,), n_sets, args.out)
             loop = layer_loop(op, n_sets)

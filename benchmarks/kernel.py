@@ -278,7 +278,7 @@ def copy_bandwidth():
     n = 4 << 30
     src = torch.empty(n, dtype=torch.uint8, device="cuda").random_(0, 255)
     dst = torch.empty_like(src)
-    t = time_torch([lambda: dst.copy_(src)], reps=10)
+    t = time_torch([lambda s=src, d=dst: d.copy_(s)], reps=10)
     del src, dst
     torch.cuda.empty_cache()
     return 2 * n / t
@@ -453,7 +453,7 @@ def table(key, out_dir, shapes=None):
                 del gsets
             except Exception as err:
                 log(f"b={batch} s={slots} gqa: FAILED {type(err).__name__}: {str(err)[:300]}")
-            sets = gsets = None
+            sets = gsets = None  # noqa: F841 (drop the device buffers before the next shape)
             torch.cuda.empty_cache()
             rows.append(row)
             log("row", {k: (f"{v * 1e6:.1f}us" if isinstance(v, float) and k not in ("kv_gb",) else v)
