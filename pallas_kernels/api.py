@@ -80,7 +80,7 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
       ``[batch, slots]`` (``[batch, kv_heads, slots]``), 0 at invalid slots.
       fp32 inputs give the same importance (to fp32 rounding) on every impl;
       with bf16 inputs the Triton kernel stores its per-head partials in bf16
-      (extra memory traffic 3.4% instead of 6.7% of K+V), so its importance is
+      (extra memory traffic 3.4% instead of 6.5% of K+V), so its importance is
       within ``2**-8`` relative of XLA's per slot and a near-tie may evict a
       different slot.
 

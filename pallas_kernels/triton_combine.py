@@ -58,8 +58,8 @@ from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
-# already the next step's: 4 warps and 8192 elements compile to 147 registers
-# (3 programs per SM).  Measured against 8 warps / 16384 (the launch of runs
+# already the next step's: 4 warps and 8192 elements compiled to 147 registers
+# in run 41 (3 programs per SM), 128 with the tile-major partials (run 72).  Measured against 8 warps / 16384 (the launch of runs
 # 10-40) in GPU time: 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048
 # (benchmarks/NOTES.md, run 41).
 NUM_WARPS = 4
