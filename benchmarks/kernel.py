@@ -209,15 +209,20 @@ def _calls_per_rep(multi, sets, target_s=None, max_calls=64) -> int:
     return int(min(max_calls, max(4, -(-target_s // max(one, 1e-6)))))
 
 
+def rep_seconds(multi, sets, calls: int) -> float:
+    """Wall seconds of one repetition: ``calls`` executions enqueued, one block at the end."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        result = multi(sets)
+    jax.block_until_ready(result)
+    return time.perf_counter() - t0
+
+
 def _rep_times(multi, sets, min_reps, budget_s, calls):
     times = []
     t_end = time.perf_counter() + budget_s
     while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 50):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            result = multi(sets)
-        jax.block_until_ready(result)
-        times.append((time.perf_counter() - t0) / (calls * len(sets)))
+        times.append(rep_seconds(multi, sets, calls) / (calls * len(sets)))
     return times
 
 

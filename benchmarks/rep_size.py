@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import jax
 
@@ -26,14 +25,6 @@ from benchmarks.launch_gaps import gpu_span_per_app
 from pallas_kernels import triton_decode
 
 TARGETS_S = (0.05, 0.2, 0.5)
-
-
-def rep_seconds(multi, sets, calls: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        result = multi(sets)
-    jax.block_until_ready(result)
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -58,9 +49,9 @@ def main() -> None:
         for _ in range(3):
             for t in TARGETS_S:
                 for _ in range(3):
-                    per_app[t].append(rep_seconds(multi, sets, calls[t]) / (calls[t] * n_sets))
+                    per_app[t].append(kb.rep_seconds(multi, sets, calls[t]) / (calls[t] * n_sets))
             for _ in range(3):
-                one, two = rep_seconds(multi, sets, n), rep_seconds(multi, sets, 2 * n)
+                one, two = kb.rep_seconds(multi, sets, n), kb.rep_seconds(multi, sets, 2 * n)
                 slope.append((two - one) / (n * n_sets))
         span = gpu_span_per_app(multi, (sets,), n_sets, args.out)
         cells = ", ".join(f"{t} s ({calls[t]} calls) {statistics.median(v) * 1e6:.1f} us"

@@ -222,11 +222,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant = "fma" if jnp.dtype(dtype) == jnp.float32 and small_group else "pvt"
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if not _is_bool(v_l1_dot):
-        raise ValueError(f"v_l1_dot must be True or False, got {v_l1_dot!r}")
-    if v_l1_dot and (variant != "pvt" or dtype != jnp.bfloat16):
-        raise ValueError(f"v_l1_dot needs the \"pvt\" body and bfloat16 inputs (an fp32 dot "
-                         f"would round |v| to TF32), got variant {variant!r}, dtype {dtype}")
+    _check_v_l1_dot("v_l1_dot", v_l1_dot, variant, dtype)
     if partial_dtype is None:
         partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"
     if partial_dtype not in PARTIAL_DTYPES:
@@ -262,6 +258,14 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         combine_step_elems=combine_step_elems,
         v_l1_dot=bool(v_l1_dot),
     )
+
+
+def _check_v_l1_dot(name: str, v_l1_dot, variant: str, dtype) -> None:
+    if not _is_bool(v_l1_dot):
+        raise ValueError(f"{name} must be True or False, got {v_l1_dot!r}")
+    if v_l1_dot and (variant != "pvt" or dtype != jnp.bfloat16):
+        raise ValueError(f"{name} needs the \"pvt\" body and bfloat16 inputs (an fp32 dot "
+                         f"would round |v| to TF32), got variant {variant!r}, dtype {dtype}")
 
 
 def _check_block_k(name: str, block_k) -> None:
@@ -302,13 +306,14 @@ def _check_plan_args(**args) -> None:
                          f"{args['combine_row_loop']!r}")
 
 
-def check_config(config, slots: int) -> None:
-    """Raises unless ``config`` is a usable exact launch for ``slots`` slots.
+def check_config(config, slots: int, dtype) -> None:
+    """Raises unless ``config`` is a usable exact launch for ``slots`` slots of ``dtype``.
 
     Raises:
       TypeError: ``config`` is not a :class:`KernelConfig`.
-      ValueError: a field out of range, an unknown ``variant``, or a launch
-        that does not cover ``slots`` with every split non-empty.
+      ValueError: a field out of range, an unknown ``variant``, ``v_l1_dot``
+        without the "pvt" body and bfloat16, or a launch that does not cover
+        ``slots`` with every split non-empty.
     """
     if not isinstance(config, KernelConfig):
         raise TypeError(f"config must be a KernelConfig (see plan_config), got "
@@ -326,8 +331,7 @@ def check_config(config, slots: int) -> None:
     if config.combine_row_loop is not None and not _is_bool(config.combine_row_loop):
         raise ValueError(f"config.combine_row_loop must be None, True or False, got "
                          f"{config.combine_row_loop!r}")
-    if not _is_bool(config.v_l1_dot):
-        raise ValueError(f"config.v_l1_dot must be True or False, got {config.v_l1_dot!r}")
+    _check_v_l1_dot("config.v_l1_dot", config.v_l1_dot, config.variant, jnp.dtype(dtype))
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)
         if not _is_int(value) or value < 1:
@@ -618,8 +622,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
       ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
         ``longflow_decode_attention``), an unsupported dtype, head_dim or group
         size (``check_supported``), or a ``config`` that is not an exact launch
-        covering ``slots`` (``check_config``), ``config.v_l1_dot`` without the
-        "pvt" body and bf16 inputs; without ``interpret``, a
+        covering ``slots`` for q's dtype (``check_config``); without ``interpret``, a
         platform other than CUDA (at once when eager, when the enclosing
         function is lowered under ``jit``; ``_platform.require_kernel_platform``).
       TypeError: ``config`` not a :class:`KernelConfig`.
@@ -636,10 +639,7 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
     if config is None:
         config = plan_config(batch, kv_heads, slots, head_dim, q.dtype,
                              group=q.shape[1] // kv_heads)
-    check_config(config, slots)
-    if config.v_l1_dot and (config.variant != "pvt" or q.dtype != jnp.bfloat16):
-        raise ValueError(f"config.v_l1_dot needs the \"pvt\" body and bfloat16 inputs, got "
-                         f"variant {config.variant!r}, dtype {q.dtype}")
+    check_config(config, slots, q.dtype)
     q = require_kernel_platform("triton", q, k, v, valid, layer, interpret=interpret)
     # ``valid`` goes in as bool (Triton reads i1 memory as bytes): a separate
     # int8 cast would be one more launch per step.
