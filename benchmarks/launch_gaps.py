@@ -119,7 +119,7 @@ def main() -> None:
                          "loop enqueues them: shows the GPU's idle time between executions")
     ap.add_argument("--config", default="",
                     help="plan_config overrides for our ops, e.g. combine_programs=384,num_splits=2,"
-                         "combine_row_loop=false")
+                         "combine_row_loop=true")
     args = ap.parse_args()
     if args.executions < 1:
         ap.error(f"--executions must be >= 1, got {args.executions}")

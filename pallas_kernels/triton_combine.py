@@ -37,8 +37,8 @@ chooses): the "axis" sum loads ``[tiles, rows, block_k]`` and reduces the
 middle axis, with the next step's loads issued before the current step's
 arithmetic (a software pipeline through the loop carry: Triton does not
 pipeline these loads); the "row loop" loads ``[tiles, block_k]`` once per row
-and accumulates elementwise, so no value crosses lanes (faster where programs
-run several steps, benchmarks/NOTES.md run 72).
+and accumulates elementwise, so no value crosses lanes (an option: faster in
+runs 72-76, slower in runs 77-80, benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
@@ -116,16 +116,17 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     25.9 us) and 8 chunks of one step instead of one of 8 at 8 x 2048 (8.7 ->
     3.9 us).
 
-    Row sum (``row_loop`` None = this rule): a step sums ``rows`` query heads.
-    The "axis" method loads ``[tiles, rows, block_k]`` and sums the middle axis
+    Row sum: a step sums ``rows`` query heads.  The "axis" method (``row_loop``
+    None or False) loads ``[tiles, rows, block_k]`` and sums the middle axis
     (shuffles and a shared-memory round per step; ``STEP_ELEMS`` partials per
-    step); the "row loop" loads ``[tiles, block_k]`` once per real row and sums
-    elementwise (no cross-lane traffic, but a longer step: ``ROW_LOOP_STEP_ELEMS``).
-    The row loop is used where its own plan gives chunks of at least two steps
-    (throughput-bound: run 72, 28.4 vs 31.9 us at 128 x 8192, 11.4 vs 14.1 us at
-    32 x 8192, 11.9 vs 13.9 us at 8 x 32768) and at most ``_MAX_LOOP_ROWS`` rows;
-    one-step chunks are latency-bound and keep the axis sum (8 x 2048: 4.3 vs
-    14.4 us with the row loop's one-step chunks).
+    step); the "row loop" (True, at most ``_MAX_LOOP_ROWS`` rows) loads
+    ``[tiles, block_k]`` once per real row and sums elementwise (no cross-lane
+    traffic, but a longer step: ``ROW_LOOP_STEP_ELEMS``).  The row loop was the
+    faster in runs 72-76 where chunks run several steps (28.4-29.0 vs 31.7 us at
+    128 x 8192, 11.3 vs 14.1 us at 32 x 8192) and the slower in every lease of
+    runs 77-80 with the same SASS offline (65.7 vs 32.2 us, 26.0 vs 14.0 us;
+    benchmarks/NOTES.md); the cause is not known, so the axis sum is the
+    default and the row loop an option.
     ``step_elems`` (None = the method's default) overrides the step size.
 
     Raises:
@@ -157,12 +158,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
                            splits_per_step=splits_per_step, merge_outputs=merge_outputs,
                            row_loop=loop)
 
-    if row_loop is None:
-        loop_plan = build(step_elems or ROW_LOOP_STEP_ELEMS, True)
-        if loop_plan.steps_per_chunk >= 2 and rows <= _MAX_LOOP_ROWS:
-            return loop_plan
-        row_loop = False
-    row_loop = bool(row_loop)
+    row_loop = bool(row_loop)  # None: the axis sum
     return build(step_elems or (ROW_LOOP_STEP_ELEMS if row_loop else STEP_ELEMS), row_loop)
 
 
@@ -241,7 +237,8 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
     if plan.row_loop:
         # Per step, one [tps, block_k] load per real row, summed elementwise: no reduction
         # across lanes (the sum over the middle axis of a [tps, rows, block_k] load crosses
-        # lanes and warps: run 72, 128 x 8192: 28.4 vs 31.9 us).
+        # lanes and warps).  Faster in run 72 (128 x 8192: 28.4 vs 31.9 us), slower in
+        # runs 77-80 (65.7 vs 32.2 us): an option, not the default (plan_combine).
         one_row = jnp.ones((1,), jnp.bool_)
         row_stats = [_softmax_stats(m_ref, l_ref, r, 1, one_row, num_splits)
                      for r in range(plan.rows)]  # ([1] max, [1] 1 / L) per row
@@ -373,7 +370,7 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
         step; sets the tiles per step (None: the row-sum method's default,
         ``plan_combine``).
       row_loop: the importance row sum as a loop over rows (True) or over the
-        loaded block's axis (False); None: ``plan_combine``'s rule.
+        loaded block's axis (False or None, the default).
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is

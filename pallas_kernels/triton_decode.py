@@ -46,6 +46,11 @@ design goal is to read every K and V byte exactly once:
   error <= 2**-8 (0.39 %, bf16 keeps 8 significant bits; device checks of run 16
   saw <= 0.37 %), 5x inside the bf16 tolerance (2e-2); fp32 inputs
   keep fp32 partials, so the fp32 importance is exact to fp32 rounding.
+* ``||v_s||_1`` is, for bf16 inputs, one more tensor-core dot per tile,
+  ``ones[group, head_dim] @ |v|^T`` (exact products, fp32 sum), which is
+  lighter than an fp32 sum over head_dim on the CUDA cores (bf16 unpacking,
+  adds and shuffles: 691 instead of 470 instructions per tile; run 77,
+  ``KernelConfig.v_l1_dot``).
 
 fp32 inputs use the "fma" body instead: both products on the CUDA cores, one
 query head of the group at a time, so a group of 3 does 3 rows of work, not
@@ -139,18 +144,20 @@ class KernelConfig:
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
     # The combine's warps per program (run 41's measured best), its importance
-    # row sum (True: a loop over the query-head rows, False: a sum over the
-    # loaded block's axis, None: triton_combine.plan_combine's rule, runs 72-76) and
+    # row sum (True: a loop over the query-head rows, False or None: a sum over
+    # the loaded block's axis, triton_combine.plan_combine, runs 72-80) and
     # partials loaded per importance step (a power of two >= 256; None: the
     # row-sum method's default).
     combine_warps: int = _COMBINE_WARPS
     combine_row_loop: bool | None = None
     combine_step_elems: int | None = None
-    # Experiment (not yet timed on a GPU, benchmarks/NOTES.md): the "pvt" body's
-    # ||v||_1 per slot as a tensor-core dot ones[group_p, head_dim] @ |v|^T
-    # (bf16 only: |v| and 1 are exact in bf16, the sum fp32) instead of an fp32
-    # sum over head_dim on the CUDA cores.  Offline compile at 128 x 8192: 470
-    # instead of 691 instructions per tile, 104 instead of 128 registers.
+    # The "pvt" body's ||v||_1 per slot as a tensor-core dot
+    # ones[group_p, head_dim] @ |v|^T (bf16 only: |v| and 1 are exact in bf16,
+    # the sum fp32) instead of an fp32 sum over head_dim on the CUDA cores:
+    # 470 instead of 691 SASS instructions per tile, 104 instead of 128
+    # registers (offline compile), split kernel 8 us faster at 128 x 8192 and
+    # 5% at 8 x 2048 (run 77).  plan_config turns it on for bf16 "pvt"; a
+    # hand-built KernelConfig (fp32 by default) has it off.
     v_l1_dot: bool = False
 
     @property
@@ -166,7 +173,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 group: int | None = None, partial_dtype: str | None = None,
                 combine_programs: int | None = None, combine_warps: int | None = None,
                 combine_step_elems: int | None = None,
-                combine_row_loop: bool | None = None, v_l1_dot: bool = False) -> KernelConfig:
+                combine_row_loop: bool | None = None,
+                v_l1_dot: bool | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep).
@@ -186,10 +194,11 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     SM) is the combine's resident programs per round, from which it chooses
     how many slot chunks each row's importance merge gets; ``combine_warps``
     (default 4), ``combine_row_loop`` (the importance row sum's method, None =
-    ``triton_combine.plan_combine``'s rule) and ``combine_step_elems``
-    (partials per importance step, None = the method's default) shape the
-    combine's programs.  ``v_l1_dot`` (default False, bf16 "pvt" only, not yet
-    timed on a GPU) computes ``||v||_1`` on the tensor cores (``KernelConfig``).
+    ``triton_combine.plan_combine``'s default, the axis sum) and
+    ``combine_step_elems`` (partials per importance step, None = the method's
+    default) shape the combine's programs.  ``v_l1_dot`` computes ``||v||_1``
+    on the tensor cores (``KernelConfig``; None = on for bf16 "pvt", run 77;
+    True is refused for other bodies and dtypes).
 
     Raises:
       ValueError: a size that is not a positive integer (``head_dim`` up to
@@ -201,7 +210,7 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         two >= 256, ``combine_row_loop`` not None / True / False.  (A config
         with ``combine_row_loop=True`` is refused when the kernel is built if
         more than 64 query-head rows share one importance output: q_heads, or
-        the group with ``per_kv_head``.)  ``v_l1_dot`` not a bool, or True
+        the group with ``per_kv_head``.)  ``v_l1_dot`` not None or a bool, or True
         without the "pvt" body and bfloat16 inputs.
     """
     _check_plan_args(batch=batch, kv_heads=kv_heads, slots=slots, head_dim=head_dim,
@@ -222,6 +231,10 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
         variant = "fma" if jnp.dtype(dtype) == jnp.float32 and small_group else "pvt"
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if v_l1_dot is None:
+        v_l1_dot = variant == "pvt" and dtype == jnp.bfloat16
+    elif not _is_bool(v_l1_dot):
+        raise ValueError(f"v_l1_dot must be None, True or False, got {v_l1_dot!r}")
     _check_v_l1_dot("v_l1_dot", v_l1_dot, variant, dtype)
     if partial_dtype is None:
         partial_dtype = "bfloat16" if jnp.dtype(dtype) == jnp.bfloat16 else "float32"

@@ -164,7 +164,7 @@ def test_combine_row_loop_arguments_are_checked():
     from pallas_kernels import triton_combine
     with pytest.raises(ValueError, match="combine_row_loop=True unrolls .* at most 64 rows, got 128"):
         triton_combine.plan_combine(2, 1, 128, 16, 16, 64, 128, row_loop=True)
-    assert not triton_combine.plan_combine(128, 1, 128, 16, 128, 64, 128).row_loop  # the rule
+    assert not triton_combine.plan_combine(128, 1, 32, 4, 128, 64, 128).row_loop  # the default
     with pytest.raises(ValueError, match="combine_row_loop must be None, True or False"):
         triton_combine.plan_combine(2, 1, 32, 4, 16, 64, 128, row_loop="no")
     with pytest.raises(ValueError, match="combine_step_elems must be a power of two >= 256"):
@@ -188,6 +188,12 @@ def test_v_l1_dot_matches_the_elementwise_sum(heads, head_dim, mask, per_kv_head
     check_against_reference(results[1], q, k, v, valid, 0.1, per_kv_head, "bfloat16")
     np.testing.assert_allclose(np.asarray(results[1][2]), np.asarray(results[0][2]), rtol=1e-6)
     assert np.asarray(results[1][1]).tolist() == np.asarray(results[0][1]).tolist()
+    # The default (None): on for bf16 "pvt" (run 77), off for fp32 and for the "fma" body.
+    assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16).v_l1_dot is True
+    assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.float32,
+                                     variant="pvt").v_l1_dot is False
+    assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16,
+                                     variant="fma").v_l1_dot is False
     with pytest.raises(ValueError, match="v_l1_dot needs the \"pvt\" body and bfloat16"):
         triton_decode.plan_config(2, hkv, slots, head_dim, jnp.float32, v_l1_dot=True)
     with pytest.raises(ValueError, match="v_l1_dot needs the \"pvt\" body and bfloat16"):
@@ -248,16 +254,16 @@ def test_split_count_fills_whole_waves(rng):
 def test_combine_chunk_counts(rng):
     """The combine's chunk counts (32/8 heads, head_dim 128, bf16, importance summed over heads):
     the launches measured best in run 43 (3 chunks = one round of 396 resident programs at
-    128 x 8192, one-step chunks at 8 x 2048) and the row sum of run 72 (a loop over rows where
-    the axis sum's chunks would take several steps), and every chunk of any plan has tiles."""
+    128 x 8192, one-step chunks at 8 x 2048; the default row sum is the axis sum, run 80) and
+    the row loop's plans (run 72), and every chunk of any plan has tiles."""
     from pallas_kernels import triton_combine
-    expected = {  # (chunks, steps per chunk, row loop): axis plan, plan chosen
-        (128, 8192): ((3, 11, False), (3, 6, True)), (8, 2048): ((8, 1, False),) * 2,
-        (128, 1024): ((2, 2, False),) * 2,  # the row loop would run one-step chunks
-        (32, 8192): ((11, 3, False), (8, 2, True)), (1, 1024): ((4, 1, False),) * 2}
-    for (batch, slots), (axis, chosen) in expected.items():
+    expected = {  # (chunks, steps per chunk, row loop): default (axis) plan, row-loop plan
+        (128, 8192): ((3, 11, False), (3, 6, True)), (8, 2048): ((8, 1, False), (4, 1, True)),
+        (128, 1024): ((2, 2, False), (2, 1, True)),
+        (32, 8192): ((11, 3, False), (8, 2, True)), (1, 1024): ((4, 1, False), (2, 1, True))}
+    for (batch, slots), (axis, rows) in expected.items():
         cfg = triton_decode.plan_config(batch, 8, slots, 128, jnp.bfloat16)
-        for row_loop, want in ((False, axis), (None, chosen)):
+        for row_loop, want in ((None, axis), (False, axis), (True, rows)):
             plan = triton_combine.plan_combine(batch, 1, 32, 4, -(-slots // cfg.block_k),
                                                cfg.block_k, 128, row_loop=row_loop)
             assert (plan.num_chunks, plan.steps_per_chunk, plan.row_loop) == want, \
@@ -301,7 +307,7 @@ def test_triton_config_and_plan_arguments_are_checked(rng):
            ({"combine_warps": 3}, "combine_warps must be a power of two"),
            ({"combine_step_elems": 1000}, "combine_step_elems must be a power of two >= 256"),
            ({"combine_row_loop": "yes"}, "combine_row_loop must be None, True or False"),
-           ({"v_l1_dot": "yes"}, "v_l1_dot must be True or False"),
+           ({"v_l1_dot": "yes"}, "v_l1_dot must be None, True or False"),
            ({"dtype": jnp.float16}, "dtype must be one of"),
            ({"dtype": "bogus"}, "dtype must be one of .* got 'bogus'"),
            ({"dtype": jnp.int32}, "dtype must be one of .* got int32$")]
