@@ -47,10 +47,10 @@ design goal is to read every K and V byte exactly once:
   saw <= 0.37 %), 5x inside the bf16 tolerance (2e-2); fp32 inputs
   keep fp32 partials, so the fp32 importance is exact to fp32 rounding.
 * ``||v_s||_1`` is, for bf16 inputs, one more tensor-core dot per tile,
-  ``ones[group, head_dim] @ |v|^T`` (exact products, fp32 sum), which is
-  lighter than an fp32 sum over head_dim on the CUDA cores (bf16 unpacking,
-  adds and shuffles: 691 instead of 470 instructions per tile; run 77,
-  ``KernelConfig.v_l1_dot``).
+  ``ones[group, head_dim] @ |v|^T`` (exact products, fp32 sum): an fp32 sum
+  over head_dim on the CUDA cores (bf16 unpacking, adds, shuffles) made the
+  tile loop 691 SASS instructions, the dot 470 (``KernelConfig.v_l1_dot``;
+  the split kernel 8 us faster at 128 x 8192, run 77).
 
 fp32 inputs use the "fma" body instead: both products on the CUDA cores, one
 query head of the group at a time, so a group of 3 does 3 rows of work, not
