@@ -510,7 +510,7 @@ def main():
     ap.add_argument("--rep-target-s", type=float, default=REP_TARGET_S,
                     help="GPU work per timed repetition of the JAX columns (seconds)")
     ap.add_argument("--overrides", type=json.loads, default={},
-                    help='plan_config overrides for the checks and the table, e.g. \'{"v_l1_dot": true}\'')
+                    help='plan_config overrides for the checks and the table, e.g. \'{"v_l1_dot": false}\'')
     args = ap.parse_args()
     OVERRIDES.update(args.overrides)
     REP_TARGET_S = args.rep_target_s

@@ -32,8 +32,8 @@ group, and the remaining ones (all of them, with one split) each merge the
 importance of one slot chunk.  The jobs are ``pl.when`` branches on the
 program index, so one launch does everything.  An importance program keeps a
 running minimum per lane, reduced once at its end.  Each step sums its tiles'
-partials over the query-head rows in one of two ways (``plan_combine``
-chooses): the "axis" sum loads ``[tiles, rows, block_k]`` and reduces the
+partials over the query-head rows in one of two ways (the caller's
+``row_loop``, ``plan_combine``): the "axis" sum (the default) loads ``[tiles, rows, block_k]`` and reduces the
 middle axis, with the next step's loads issued before the current step's
 arithmetic (a software pipeline through the loop carry: Triton does not
 pipeline these loads); the "row loop" loads ``[tiles, block_k]`` once per row

@@ -14,9 +14,10 @@ design goal is to read every K and V byte exactly once:
   group's query heads are packed into the M dimension of the dots (padded to
   16 rows, Triton's minimum for ``tt.dot``);
 * P @ V is computed transposed (``o^T += V^T P^T``) so the V tile is the
-  dot's register operand and ``||v_s||_1`` is summed from those same
-  registers; with V as the shared-memory operand the extra use of the tile
-  cost ~25% bandwidth on the H200 (benchmarks/NOTES.md, runs 2-3);
+  dot's register operand, from which ``||v_s||_1`` is taken too (as one
+  more dot for bf16, below); with V as the shared-memory operand the extra
+  use of the tile cost ~25% bandwidth on the H200 (benchmarks/NOTES.md,
+  runs 2-3);
 * online softmax inside a split; the split writes its unnormalised partial
   output, its running max ``m`` and sum ``l`` per query head (with one split
   per row, the usual case at large batch, it writes the normalised output
@@ -47,7 +48,7 @@ design goal is to read every K and V byte exactly once:
   saw <= 0.37 %), 5x inside the bf16 tolerance (2e-2); fp32 inputs
   keep fp32 partials, so the fp32 importance is exact to fp32 rounding.
 * ``||v_s||_1`` is, for bf16 inputs, one more tensor-core dot per tile,
-  ``ones[group, head_dim] @ |v|^T`` (exact products, fp32 sum): an fp32 sum
+  ``ones[group_p, head_dim_p] @ |v|^T`` (exact products, fp32 sum): an fp32 sum
   over head_dim on the CUDA cores (bf16 unpacking, adds, shuffles) made the
   tile loop 691 SASS instructions, the dot 470 (``KernelConfig.v_l1_dot``;
   the split kernel 8 us faster at 128 x 8192, run 77).
@@ -97,10 +98,11 @@ SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 MAX_HEAD_DIM = 256
 MAX_GROUP = 64
 
-# H200: 132 SMs.  The bf16 "pvt" body takes 127-128 registers per thread, so 4
+# H200: 132 SMs.  The bf16 "pvt" body took 127-128 registers per thread, so 4
 # programs of 4 warps fit on an SM (Nsight Compute, run 16: "Block Limit
-# Registers 4", 25% occupancy; 128 in the offline compiles of runs 66-77): one
-# wave is 528 programs.  The grid is sized
+# Registers 4", 25% occupancy; 128 in the offline compiles of runs 66-77);
+# with ||v||_1 as a dot (v_l1_dot, the bf16 default since run 81) it takes 104,
+# still 4 programs (5 would need <= 102): one wave is 528 programs.  The grid is sized
 # in whole waves, because these programs all stream the same number of bytes:
 # a last wave that is nearly empty runs as long as a full one at a fraction of
 # the bandwidth (9 splits at batch 8 = 576 programs = 1.09 waves: 21% slower
@@ -131,7 +133,7 @@ class KernelConfig:
     num_stages: int
     # Kernel body: "pvt" (the dot body, default for bf16 and for large groups:
     # P@V computed transposed, o^T += V^T P^T, so the V tile is the dot's A
-    # operand and |v|_1 comes from the same registers; fastest on the H200,
+    # operand and ||v||_1 is taken from the same tile; fastest on the H200,
     # benchmarks/NOTES.md run 3) or "fma" (default for fp32 with a group of
     # at most 8: no tensor-core dot, one query head at a time on the CUDA
     # cores; 4x faster than "pvt" for fp32 with 9/3 heads, run 6).
@@ -325,7 +327,8 @@ def check_config(config, slots: int, dtype) -> None:
     Raises:
       TypeError: ``config`` is not a :class:`KernelConfig`.
       ValueError: a field out of range, an unknown ``variant``, ``v_l1_dot``
-        without the "pvt" body and bfloat16, or a launch that does not cover
+        without the "pvt" body and bfloat16 (e.g. a config planned for bf16
+        reused for fp32 inputs), or a launch that does not cover
         ``slots`` with every split non-empty.
     """
     if not isinstance(config, KernelConfig):

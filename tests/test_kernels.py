@@ -171,6 +171,23 @@ def test_combine_row_loop_arguments_are_checked():
         triton_combine.plan_combine(2, 1, 32, 4, 16, 64, 128, step_elems=0)
 
 
+def _split_kernel_dots(q, k, v, valid, cfg) -> int:
+    """dot_general equations in the split kernel's body (nested jaxprs searched)."""
+    def count(jaxpr) -> int:
+        n = 0
+        for eqn in jaxpr.eqns:
+            n += eqn.primitive.name == "dot_general"
+            for param in eqn.params.values():
+                sub = getattr(param, "jaxpr", param)  # ClosedJaxpr -> Jaxpr
+                if isinstance(sub, jax.extend.core.Jaxpr):
+                    n += count(sub)
+        return n
+    closed = jax.make_jaxpr(lambda q, k, v, m: triton_decode._split_partials(
+        q, k[None], v[None], m[None], jnp.zeros((1,), jnp.int32), scale=0.1, cfg=cfg,
+        interpret=True))(q, k, v, valid)
+    return count(closed.jaxpr)
+
+
 @pytest.mark.parametrize("heads,head_dim,mask,per_kv_head,splits", [
     ((8, 2), 64, "random", False, None), ((9, 3), 80, "left_pad", True, 2),
 ])
@@ -188,8 +205,12 @@ def test_v_l1_dot_matches_the_elementwise_sum(heads, head_dim, mask, per_kv_head
     check_against_reference(results[1], q, k, v, valid, 0.1, per_kv_head, "bfloat16")
     np.testing.assert_allclose(np.asarray(results[1][2]), np.asarray(results[0][2]), rtol=1e-6)
     assert np.asarray(results[1][1]).tolist() == np.asarray(results[0][1]).tolist()
-    # The default (None): on for bf16 "pvt" (run 77), off for fp32 and for the "fma" body.
-    assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16).v_l1_dot is True
+    # The default (None): on for bf16 "pvt" (run 77), off for fp32 and for the "fma" body; the
+    # flag reaches the kernel (its results equal the sum's, so count the split kernel's dots).
+    default_cfg = triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16)
+    assert default_cfg.v_l1_dot is True
+    assert [_split_kernel_dots(q, k, v, valid, dataclasses.replace(default_cfg, v_l1_dot=dot))
+            for dot in (False, True)] == [2, 3]
     assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.float32,
                                      variant="pvt").v_l1_dot is False
     assert triton_decode.plan_config(2, hkv, slots, head_dim, jnp.bfloat16,
