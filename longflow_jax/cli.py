@@ -220,7 +220,7 @@ def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str
             p.error(f"--prompt-file {a.prompt_file} is empty")
         return [text]
     field = a.field or "question"
-    prompts = []
+    prompts, a.prompt_lines = [], []  # each prompt's line, for errors found after tokenising
     for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
         if not line.strip():
             continue
@@ -228,7 +228,10 @@ def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {e.msg}")
-        if not isinstance(rec, dict) or field not in rec:
+        if not isinstance(rec, dict):
+            p.error(f"--jsonl {a.jsonl} line {n} is not a JSON object (got a "
+                    f"{type(rec).__name__}): each line must be one record")
+        if field not in rec:
             p.error(f"--jsonl {a.jsonl} line {n} has no field {field!r} (set --field)")
         if not isinstance(rec[field], str):
             p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} must be a string, "
@@ -236,6 +239,7 @@ def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str
         if not rec[field].strip():
             p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} is empty")
         prompts.append(rec[field])
+        a.prompt_lines.append(n)
         if a.limit is not None and len(prompts) >= a.limit:
             break
     if not prompts:
@@ -383,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget if (a.budget is not None or a.compression is not None or a.policy == "full") else 128
     for i, ids in enumerate(encoded):
         if len(ids) > context:
-            parser.error(f"prompt {i} has {len(ids)} tokens, longer than the model's context ({context})")
+            where = f"--jsonl {a.jsonl} line {a.prompt_lines[i]}" if a.jsonl else "the prompt"
+            parser.error(f"{where} has {len(ids)} tokens, longer than the model's context "
+                         f"({context})")
     try:  # validate budget against the model before compiling anything
         for start in range(0, len(encoded), a.batch_size):
             longest = max(map(len, encoded[start: start + a.batch_size]))
@@ -394,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
                          f"--max-new-tokens)) per batch, and that {e}")
         flag = "--compression" if a.compression is not None else "--budget"
         parser.error(f"{flag}: {e}" if str(e).startswith(("budget", "compression")) else str(e))
-    if max(map(len, encoded)) + a.max_new_tokens > context:
+    need = max(map(len, encoded)) + a.max_new_tokens
+    if a.policy != "full" and a.compression is None and budget > need:
+        print(f"note: --budget {budget} exceeds the longest prompt + --max-new-tokens ({need}): "
+              f"nothing will be evicted, and the buffer is {budget - need} slots larger than "
+              f"this run can fill", file=sys.stderr)
+    if need > context:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
               "fixed, positions beyond the context rely on RoPE extrapolation", file=sys.stderr)
 

@@ -100,8 +100,10 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         export it once per platform.
       TypeError: ``per_kv_head``, ``return_importance`` or ``interpret`` not a bool.
 
-    Not differentiable except with ``impl="xla"``: the Pallas kernels define no JVP
-    (a decode-time op; nothing here trains through it).
+    Differentiable with every ``impl``: the Pallas kernels define no
+    derivative rules, so under ``jax.grad`` / ``jax.jvp`` / ``jax.vjp`` the
+    XLA path (the same function) is differentiated and its values returned;
+    without differentiation only the chosen kernel runs.
     """
     validate_decode_args(q, k, v, valid, scale=scale, impl=impl, layer=layer)
     for name, flag in (("per_kv_head", per_kv_head), ("return_importance", return_importance),
@@ -110,26 +112,26 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     scale = float(scale)
 
-    def run_xla(q, k, v, valid):
+    def run_xla(q, k, v, valid, layer):
         return longflow_attention_xla(q, k, v, valid, scale=scale, layer=layer,
                                       per_kv_head=per_kv_head)
 
-    def run_triton(q, k, v, valid):
+    def run_triton(q, k, v, valid, layer):
         return triton_decode.longflow_attention_triton(
             q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
             interpret=interpret)
 
-    def run_mosaic(q, k, v, valid):
+    def run_mosaic(q, k, v, valid, layer):
         return mosaic_decode.longflow_attention_mosaic(
             q, k, v, valid, scale=scale, layer=layer, per_kv_head=per_kv_head,
             interpret=interpret)
 
     if impl == "xla":
-        result = run_xla(q, k, v, valid)
-    elif impl == "triton":
-        result = run_triton(q, k, v, valid)  # checks support and platform itself
+        return _outputs(run_xla(q, k, v, valid, layer), return_importance)
+    if impl == "triton":
+        run_kernel = run_triton  # checks support and platform itself
     elif impl == "mosaic":
-        result = run_mosaic(q, k, v, valid)  # checks its arguments and platform itself
+        run_kernel = run_mosaic  # checks its arguments and platform itself
     else:  # auto
         cuda_branch = run_triton
         reason = _triton_unsupported_reason(q, k)
@@ -142,16 +144,42 @@ def longflow_decode_attention(q, k, v, valid, *, scale, layer=None, impl="auto",
         # platform_dependent traces every branch, so a Mosaic rejection
         # (e.g. an unsupported head_dim) must not break CPU/GPU tracing.
         try:
-            jax.eval_shape(run_mosaic, q, k, v, valid)
+            jax.eval_shape(run_mosaic, q, k, v, valid, layer)
         except ValueError as err:
             tpu_branch = run_xla
             if jax.default_backend() == "tpu":
                 _warn_once("mosaic:" + str(err),
                            f"longflow_decode_attention: {err}; falling back to XLA on TPU")
-        result = jax.lax.platform_dependent(
-            q, k, v, valid, cuda=cuda_branch, tpu=tpu_branch, default=run_xla)
 
+        def run_kernel(q, k, v, valid, layer):
+            return jax.lax.platform_dependent(
+                q, k, v, valid, layer, cuda=cuda_branch, tpu=tpu_branch, default=run_xla)
+
+    result = _with_xla_derivatives(run_kernel, run_xla)(q, k, v, valid, layer)
+    return _outputs(result, return_importance)
+
+
+def _outputs(result, return_importance: bool):
     out, slot, importance = result
     if return_importance:
         return out, slot, importance
     return out, slot
+
+
+def _with_xla_derivatives(run_kernel, run_xla):
+    """``run_kernel`` (a Pallas path) whose JVP, hence gradient, is the XLA path's.
+
+    Both compute the same function; the Pallas kernels define no derivative
+    rules, so under ``jax.jvp`` / ``jax.grad`` / ``jax.vjp`` the XLA path is
+    differentiated instead (and its values returned, so they match the
+    derivatives).  Without differentiation only ``run_kernel`` runs.
+    """
+    @jax.custom_jvp
+    def call(q, k, v, valid, layer):
+        return run_kernel(q, k, v, valid, layer)
+
+    @call.defjvp
+    def call_jvp(primals, tangents):
+        return jax.jvp(run_xla, primals, tangents)
+
+    return call

@@ -64,7 +64,13 @@ def test_single_prompt_streams_text(model_dir, capsys):
     assert code == 0
     assert len(stdout.split()) >= 5  # generated words were printed as they came
     assert '"completion"' not in stdout  # streamed text only, no JSON record
-    assert "generated tokens" in stderr
+    assert "generated tokens" in stderr and "nothing will be evicted" not in stderr
+    # A budget above prompt + output is accepted with a note (16 = the prompt's 3 tokens + 13).
+    code, _, stderr = _run(capsys, "--model", str(model_dir), "--prompt", "w7 w8 w9", "--no-chat-template",
+                           "--budget", "40", "--max-new-tokens", "13", "--attn-impl", "xla")
+    assert code == 0
+    assert "note: --budget 40 exceeds the longest prompt + --max-new-tokens (16)" in stderr
+    assert "24 slots larger" in stderr and "nothing was evicted" in stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -162,7 +168,14 @@ def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys)
     assert "--budget: budget must be an integer in [2, 528]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--model", str(model_dir), "--prompt", " ".join(["w5"] * 600), "--no-chat-template", "--output", str(out)])
-    assert "longer than the model's context (512)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the prompt has" in err and "longer than the model's context (512)" in err
+    data = tmp_path / "q.jsonl"  # a JSONL prompt is named by its line (blank lines counted)
+    data.write_text(json.dumps({"question": "w5"}) + "\n\n"
+                    + json.dumps({"question": " ".join(["w5"] * 600)}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["--model", str(model_dir), "--jsonl", str(data), "--no-chat-template", "--output", str(out)])
+    assert f"--jsonl {data} line 3 has" in capsys.readouterr().err
     assert not out.exists()  # nothing half-written
 
 
@@ -232,6 +245,10 @@ def test_jsonl_without_field(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--jsonl", str(data)])
     assert "has no field 'question'" in capsys.readouterr().err
+    data.write_text(json.dumps({"question": "x"}) + "\n" + json.dumps(["x"]) + "\n")
+    with pytest.raises(SystemExit):
+        main(["--jsonl", str(data)])
+    assert "line 2 is not a JSON object (got a list)" in capsys.readouterr().err
 
 
 def test_unsupported_architecture(model_dir, tmp_path, capsys):
