@@ -208,19 +208,20 @@ def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
         p.error(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start + len(bom)})")
 
 
-def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str]:
-    """The prompt texts; every error names the flag (and file, and JSONL line)."""
+def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The prompt texts and where each came from (for errors found after tokenising);
+    every error names the flag (and file, and JSONL line)."""
     if a.prompt is not None:
         if not a.prompt.strip():
             p.error("--prompt is empty")
-        return [a.prompt]
+        return [a.prompt], ["--prompt"]
     if a.prompt_file is not None:
         text = _read_text(p, "--prompt-file", a.prompt_file)
         if not text.strip():
             p.error(f"--prompt-file {a.prompt_file} is empty")
-        return [text]
+        return [text], [f"--prompt-file {a.prompt_file}"]
     field = a.field or "question"
-    prompts, a.prompt_lines = [], []  # each prompt's line, for errors found after tokenising
+    prompts, sources = [], []
     for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
         if not line.strip():
             continue
@@ -239,12 +240,12 @@ def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> list[str
         if not rec[field].strip():
             p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} is empty")
         prompts.append(rec[field])
-        a.prompt_lines.append(n)
+        sources.append(f"--jsonl {a.jsonl} line {n}")
         if a.limit is not None and len(prompts) >= a.limit:
             break
     if not prompts:
         p.error(f"--jsonl {a.jsonl} holds no records")
-    return prompts
+    return prompts, sources
 
 
 def _encode(tokenizer, text: str, chat: bool, system: str | None) -> list[int]:
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("one of the arguments --prompt --prompt-file --jsonl is required "
                      "(or --save-checkpoint DIR)")
     sampling = _check_args(parser, a)  # the validated SamplingParams
-    prompts = _read_prompts(parser, a)
+    prompts, sources = _read_prompts(parser, a)
     starts = range(0, len(prompts), a.batch_size)
     seeds = batch_seeds(a.seed, len(starts))  # each in [0, 2**31 - 1] (--seed was checked above)
 
@@ -387,8 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget if (a.budget is not None or a.compression is not None or a.policy == "full") else 128
     for i, ids in enumerate(encoded):
         if len(ids) > context:
-            where = f"--jsonl {a.jsonl} line {a.prompt_lines[i]}" if a.jsonl else "the prompt"
-            parser.error(f"{where} has {len(ids)} tokens, longer than the model's context "
+            parser.error(f"{sources[i]} has {len(ids)} tokens, longer than the model's context "
                          f"({context})")
     try:  # validate budget against the model before compiling anything
         for start in range(0, len(encoded), a.batch_size):

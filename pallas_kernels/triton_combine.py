@@ -33,8 +33,9 @@ importance of one slot chunk.  The jobs are ``pl.when`` branches on the
 program index, so one launch does everything.  An importance program keeps a
 running minimum per lane, reduced once at its end.  Each step sums its tiles'
 partials over the query-head rows in one of two ways (the caller's
-``row_loop``, ``plan_combine``): the "axis" sum (the default) loads ``[tiles, rows, block_k]`` and reduces the
-middle axis, with the next step's loads issued before the current step's
+``row_loop``, ``plan_combine``): the "axis" sum (the default) loads
+``[tiles, rows, block_k]`` and reduces the middle axis, with the next step's
+loads issued before the current step's
 arithmetic (a software pipeline through the loop carry: Triton does not
 pipeline these loads); the "row loop" loads ``[tiles, block_k]`` once per row
 and accumulates elementwise, so no value crosses lanes (an option: faster in
@@ -59,9 +60,9 @@ from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's: 4 warps and 8192 elements compiled to 147 registers
-# in run 41 (3 programs per SM), 128 with the tile-major partials (run 72).  Measured against 8 warps / 16384 (the launch of runs
-# 10-40) in GPU time: 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048
-# (benchmarks/NOTES.md, run 41).
+# in run 41 (3 programs per SM), 128 with the tile-major partials (run 72).
+# Measured against 8 warps / 16384 (the launch of runs 10-40) in GPU time:
+# 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048 (benchmarks/NOTES.md, run 41).
 NUM_WARPS = 4
 STEP_ELEMS = 8192  # partials per importance step of the axis row sum
 ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
@@ -95,6 +96,19 @@ class CombinePlan:
     @property
     def programs(self) -> int:  # output jobs first, then one program per importance chunk
         return self.row_blocks + self.num_chunks
+
+
+def check_row_loop(name: str, row_loop) -> None:
+    """Raises ValueError naming ``name`` unless ``row_loop`` is None, True or False."""
+    if row_loop is not None and not _is_bool(row_loop):
+        raise ValueError(f"{name} must be None, True or False, got {row_loop!r}")
+
+
+def check_step_elems(name: str, step_elems) -> None:
+    """Raises ValueError naming ``name`` unless ``step_elems`` is None or a power of two >= 256."""
+    if step_elems is not None and (not _is_int(step_elems) or step_elems < 256
+                                   or step_elems & (step_elems - 1)):
+        raise ValueError(f"{name} must be a power of two >= 256, got {step_elems!r}")
 
 
 def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int,
@@ -134,14 +148,12 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
         ``_MAX_LOOP_ROWS`` rows (each is an unrolled load per step);
         ``step_elems`` not None or a power of two >= 256.
     """
-    if row_loop is not None and not _is_bool(row_loop):
-        raise ValueError(f"combine_row_loop must be None, True or False, got {row_loop!r}")
+    check_row_loop("combine_row_loop", row_loop)
+    check_step_elems("combine_step_elems", step_elems)
     if row_loop and rows > _MAX_LOOP_ROWS:
         raise ValueError(f"combine_row_loop=True unrolls one load per query-head row and allows "
                          f"at most {_MAX_LOOP_ROWS} rows, got {rows}: use None or False")
-    if step_elems is not None and (not _is_int(step_elems) or step_elems < 256
-                                   or step_elems & (step_elems - 1)):
-        raise ValueError(f"combine_step_elems must be a power of two >= 256, got {step_elems!r}")
+
     def build(elems: int, loop: bool) -> CombinePlan:
         rows_p = _next_pow2(rows)
         tiles_per_step = max(1, min(elems // rows_p, _MAX_STEP_SLOTS) // block_k)

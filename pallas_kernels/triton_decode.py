@@ -88,6 +88,8 @@ from pallas_kernels._validation import is_int as _is_int
 from pallas_kernels._validation import validate_decode_args
 from pallas_kernels.triton_combine import NUM_WARPS as _COMBINE_WARPS
 from pallas_kernels.triton_combine import TARGET_PROGRAMS as _COMBINE_PROGRAMS
+from pallas_kernels.triton_combine import check_row_loop as _check_row_loop
+from pallas_kernels.triton_combine import check_step_elems as _check_step_elems
 from pallas_kernels.triton_combine import combine_partials
 
 # The XLA contract's finite mask value: a row with no valid slot gives exp(0) = 1 in the
@@ -293,11 +295,6 @@ def _check_num_warps(name: str, warps) -> None:
         raise ValueError(f"{name} must be a power of two in [1, 32], got {warps!r}")
 
 
-def _check_step_elems(name: str, elems) -> None:
-    if not _is_int(elems) or elems < 256 or elems & (elems - 1):
-        raise ValueError(f"{name} must be a power of two >= 256, got {elems!r}")
-
-
 def _check_plan_args(**args) -> None:
     """Range checks of ``plan_config``'s sizes and overrides (None = not given)."""
     for name in ("batch", "kv_heads", "slots", "head_dim"):
@@ -314,11 +311,8 @@ def _check_plan_args(**args) -> None:
         _check_num_warps("num_warps", args["num_warps"])
     if args["combine_warps"] is not None:
         _check_num_warps("combine_warps", args["combine_warps"])
-    if args["combine_step_elems"] is not None:
-        _check_step_elems("combine_step_elems", args["combine_step_elems"])
-    if args["combine_row_loop"] is not None and not _is_bool(args["combine_row_loop"]):
-        raise ValueError(f"combine_row_loop must be None, True or False, got "
-                         f"{args['combine_row_loop']!r}")
+    _check_step_elems("combine_step_elems", args["combine_step_elems"])
+    _check_row_loop("combine_row_loop", args["combine_row_loop"])
 
 
 def check_config(config, slots: int, dtype) -> None:
@@ -342,11 +336,8 @@ def check_config(config, slots: int, dtype) -> None:
     _check_block_k("config.block_k", config.block_k)
     _check_num_warps("config.num_warps", config.num_warps)
     _check_num_warps("config.combine_warps", config.combine_warps)
-    if config.combine_step_elems is not None:
-        _check_step_elems("config.combine_step_elems", config.combine_step_elems)
-    if config.combine_row_loop is not None and not _is_bool(config.combine_row_loop):
-        raise ValueError(f"config.combine_row_loop must be None, True or False, got "
-                         f"{config.combine_row_loop!r}")
+    _check_step_elems("config.combine_step_elems", config.combine_step_elems)
+    _check_row_loop("config.combine_row_loop", config.combine_row_loop)
     _check_v_l1_dot("config.v_l1_dot", config.v_l1_dot, config.variant, jnp.dtype(dtype))
     for name in ("blocks_per_split", "num_splits", "num_stages", "combine_programs"):
         value = getattr(config, name)

@@ -169,7 +169,7 @@ def test_budget_larger_than_context_and_long_prompt(model_dir, tmp_path, capsys)
     with pytest.raises(SystemExit):
         main(["--model", str(model_dir), "--prompt", " ".join(["w5"] * 600), "--no-chat-template", "--output", str(out)])
     err = capsys.readouterr().err
-    assert "the prompt has" in err and "longer than the model's context (512)" in err
+    assert "--prompt has" in err and "longer than the model's context (512)" in err
     data = tmp_path / "q.jsonl"  # a JSONL prompt is named by its line (blank lines counted)
     data.write_text(json.dumps({"question": "w5"}) + "\n\n"
                     + json.dumps({"question": " ".join(["w5"] * 600)}) + "\n")
