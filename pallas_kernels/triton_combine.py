@@ -68,9 +68,11 @@ STEP_ELEMS = 8192  # partials per importance step of the axis row sum
 ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
-# Combine programs resident at once (3 per SM of the H200's 132): the default
-# KernelConfig.combine_programs, the round size of the chunk-count model.
-TARGET_PROGRAMS = 3 * 132
+# Combine programs resident at once (4 per SM of the H200's 132: 4 warps at <= 128
+# registers): the default KernelConfig.combine_programs, the round size of the
+# chunk-count model.  Run 82 (GPU time, axis sum, against run 41's 3 per SM):
+# 31.6 vs 32.3 us at 128 x 8192, 12.0 vs 14.1 at 32 x 8192 and 8 x 32768; 660 lost.
+TARGET_PROGRAMS = 4 * 132
 _MAX_CHUNKS = 128  # the last chunk of a row reduces all chunk minima in one load
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2

@@ -194,8 +194,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
     benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
-    for the traffic and error this trades).  ``combine_programs`` (default 396 = 3 per
-    SM) is the combine's resident programs per round, from which it chooses
+    for the traffic and error this trades).  ``combine_programs`` (default 528 = 4 per
+    SM, run 82) is the combine's resident programs per round, from which it chooses
     how many slot chunks each row's importance merge gets; ``combine_warps``
     (default 4), ``combine_row_loop`` (the importance row sum's method, None =
     ``triton_combine.plan_combine``'s default, the axis sum) and
