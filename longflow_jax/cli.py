@@ -5,6 +5,8 @@ Examples::
     longflow-sample --prompt "What is 17 * 23?" --budget 128 --max-new-tokens 512
     longflow-sample --jsonl ../shared/data/math/gsm8k.jsonl --field question --limit 8 \\
         --batch-size 4 --compression 0.8 --output out.jsonl
+    longflow-sample --jsonl ../shared/data/math/math.jsonl --answer-field true_answer --limit 50 \\
+        --batch-size 8 --budget 256 --max-new-tokens 2048 --output graded.jsonl   # accuracy
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--jsonl", help="JSON-lines file, one prompt per line (see --field)")
     p.add_argument("--field", help="field of each --jsonl record holding the prompt (default: question)")
     p.add_argument("--limit", type=int, help="use only the first N records of --jsonl")
+    p.add_argument("--answer-field", metavar="FIELD",
+                   help="grade each completion against this field of its --jsonl record (e.g. true_answer) "
+                        "with Math-Verify: records get extracted_answer and correct, the summary the accuracy")
+    p.add_argument("--instruction",
+                   help="text appended to every prompt after a blank line (default: none; with --answer-field: "
+                        "'%s'; give '' for none)" % _grading_instruction().replace("%", "%%"))
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow)")
     size.add_argument("--compression", type=float, help="fraction of prompt+output tokens evicted, in (0, 1), e.g. 0.8")
@@ -73,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write one JSON record per prompt to this JSON-lines file (replaced when the "
                                     "run completes; an interrupted run leaves FILE.partial)")
     return p
+
+
+def _grading_instruction() -> str:
+    from longflow_jax.grading import BOXED_INSTRUCTION  # light: no jax, no math-verify
+
+    return BOXED_INSTRUCTION
 
 
 def _check_output_is_a_file(p: argparse.ArgumentParser, output: str) -> None:
@@ -116,10 +130,21 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
         p.error(f"--batch-size must be >= 1, got {a.batch_size}")
     if not 0 <= a.seed < 2**31:
         p.error(f"--seed must be in [0, 2**31 - 1], got {a.seed}")
-    if a.jsonl is None and (a.limit is not None or a.field is not None):
-        p.error("--limit and --field apply to --jsonl only")
-    if a.field is not None and not a.field.strip():
-        p.error("--field must name a key of the JSON records (e.g. question), got an empty string")
+    if a.jsonl is None and (a.limit is not None or a.field is not None or a.answer_field is not None):
+        p.error("--limit, --field and --answer-field apply to --jsonl only")
+    for flag, value, example in (("--field", a.field, "question"),
+                                 ("--answer-field", a.answer_field, "true_answer")):
+        if value is not None and not value.strip():
+            p.error(f"{flag} must name a key of the JSON records (e.g. {example}), got an empty string")
+    if a.answer_field is not None and a.answer_field == (a.field or "question"):
+        p.error(f"--answer-field {a.answer_field!r} is also the prompt field (--field): the model would "
+                f"read the answer; name the field that holds the reference answer")
+    if a.answer_field is not None:
+        try:
+            import math_verify  # noqa: F401
+        except ImportError:
+            p.error("--answer-field grades with the math-verify package, which is not installed: "
+                    "pip install math-verify")
     if a.limit is not None and a.limit < 1:
         p.error(f"--limit must be >= 1, got {a.limit}")
     if a.no_chat_template and a.system is not None:
@@ -208,21 +233,25 @@ def _read_text(p: argparse.ArgumentParser, flag: str, path: str) -> str:
         p.error(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start + len(bom)})")
 
 
-def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """The prompt texts and where each came from (for errors found after tokenising);
-    every error names the flag (and file, and JSONL line)."""
+def _read_prompts(p: argparse.ArgumentParser,
+                  a: argparse.Namespace) -> tuple[list[str], list[str], list[str] | None]:
+    """The prompt texts (``--instruction`` not yet appended), where each came from (for
+    errors found after tokenising) and, with ``--answer-field``, each record's reference
+    answer (else None); every error names the flag (and file, and JSONL line)."""
     if a.prompt is not None:
         if not a.prompt.strip():
             p.error("--prompt is empty")
-        return [a.prompt], ["--prompt"]
+        return [a.prompt], ["--prompt"], None
     if a.prompt_file is not None:
         text = _read_text(p, "--prompt-file", a.prompt_file)
         if not text.strip():
             p.error(f"--prompt-file {a.prompt_file} is empty")
-        return [text], [f"--prompt-file {a.prompt_file}"]
+        return [text], [f"--prompt-file {a.prompt_file}"], None
     field = a.field or "question"
-    prompts, sources = [], []
-    for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).splitlines(), 1):
+    prompts, sources, answers = [], [], []
+    # JSON Lines end at "\n" only: str.splitlines would also cut inside a string at U+2028 and
+    # other Unicode line breaks, which JSON allows raw (GPQA's questions hold some).
+    for n, line in enumerate(_read_text(p, "--jsonl", a.jsonl).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -239,13 +268,23 @@ def _read_prompts(p: argparse.ArgumentParser, a: argparse.Namespace) -> tuple[li
                     f"got {type(rec[field]).__name__}")
         if not rec[field].strip():
             p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} is empty")
+        if a.answer_field is not None:
+            answer = rec.get(a.answer_field)
+            if a.answer_field not in rec:
+                p.error(f"--jsonl {a.jsonl} line {n} has no field {a.answer_field!r} (--answer-field)")
+            if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+                answer = str(answer)  # a JSON number: 18 -> "18"
+            if not isinstance(answer, str) or not answer.strip():
+                p.error(f"--jsonl {a.jsonl} line {n}: the --answer-field {a.answer_field!r} must be a "
+                        f"non-empty string or a number, got {answer!r}")
+            answers.append(answer)
         prompts.append(rec[field])
         sources.append(f"--jsonl {a.jsonl} line {n}")
         if a.limit is not None and len(prompts) >= a.limit:
             break
     if not prompts:
         p.error(f"--jsonl {a.jsonl} holds no records")
-    return prompts, sources
+    return prompts, sources, (answers if a.answer_field is not None else None)
 
 
 def _encode(tokenizer, text: str, chat: bool, system: str | None) -> list[int]:
@@ -286,6 +325,14 @@ class _Streamer:
         print(_decode(self.tokenizer, self.ids)[self.shown:], flush=True)
 
 
+def _json_line(record: dict) -> str:
+    """One JSON Lines record, non-ASCII text kept readable; the three characters that JSON
+    leaves raw but line splitters such as Python's ``str.splitlines`` break on (U+0085,
+    U+2028, U+2029) are escaped, so every reader sees one record per line."""
+    text = json.dumps(record, ensure_ascii=False)
+    return text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 class _RecordWriter:
     """JSON lines written to FILE.partial as batches finish, renamed to FILE when the run completes.
 
@@ -302,10 +349,10 @@ class _RecordWriter:
     def write(self, records: list[dict]) -> None:
         if self.file is None:
             for r in records if self.echo else ():
-                print(json.dumps(r, ensure_ascii=False))
+                print(_json_line(r))
             return
         for r in records:
-            self.file.write(json.dumps(r, ensure_ascii=False) + "\n")
+            self.file.write(_json_line(r) + "\n")
         self.file.flush()
 
     def close(self, complete: bool) -> None:
@@ -368,7 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("one of the arguments --prompt --prompt-file --jsonl is required "
                      "(or --save-checkpoint DIR)")
     sampling = _check_args(parser, a)  # the validated SamplingParams
-    prompts, sources = _read_prompts(parser, a)
+    prompts, sources, answers = _read_prompts(parser, a)
+    instruction = a.instruction if a.instruction is not None else (
+        _grading_instruction() if answers is not None else "")
+    if instruction.strip():
+        prompts = [f"{text}\n\n{instruction}" for text in prompts]
     starts = range(0, len(prompts), a.batch_size)
     seeds = batch_seeds(a.seed, len(starts))  # each in [0, 2**31 - 1] (--seed was checked above)
 
@@ -377,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from longflow_jax.config import UnsupportedModelError
     from longflow_jax.generation import generate, resolve_budget
+    from longflow_jax.grading import grade
     from longflow_jax.loading import ModelLoadError, load_model
     try:
         model = load_model(a.model, dtype=a.dtype)
@@ -416,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.output is not None and Path(a.output).exists():
         print(f"note: {a.output} exists; it will be replaced when the run completes", file=sys.stderr)
     writer = _RecordWriter(a.output, echo=not stream)
-    totals = {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0, "evicted": False}
+    totals = {"prompt": 0, "generated": 0, "prefill_s": 0.0, "decode_s": 0.0, "evicted": False,
+              "graded": 0, "correct": 0, "no_answer": 0, "length": 0}
     budgets, last = set(), None
     bar = None if stream else tqdm(total=len(encoded), desc="prompts", unit="prompt", file=sys.stderr)
     complete = False
@@ -440,15 +493,25 @@ def main(argv: list[str] | None = None) -> int:
             totals["prefill_s"] += res.prefill_seconds
             totals["decode_s"] += res.decode_seconds
             totals["evicted"] |= res.evicted
-            writer.write([{"index": start + j, "prompt": prompts[start + j],
-                           "completion": _decode(tok, ids),
-                           "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids),
-                           # "stop": a stop token (EOS / end of turn) ended the row; "length":
-                           # --max-new-tokens did (the terms of HF / OpenAI APIs)
-                           "finish_reason": "stop" if ids and ids[-1] in model.stop_ids else "length",
-                           "policy": a.policy, "budget": res.budget, "seed": seed,
-                           "sampling": sampling_record}
-                          for j, ids in enumerate(res.tokens)])
+            records = [{"index": start + j, "prompt": prompts[start + j],
+                        "completion": _decode(tok, ids),
+                        "prompt_tokens": res.prompt_tokens[j], "generated_tokens": len(ids),
+                        # "stop": a stop token (EOS / end of turn) ended the row; "length":
+                        # --max-new-tokens did (the terms of HF / OpenAI APIs)
+                        "finish_reason": "stop" if ids and ids[-1] in model.stop_ids else "length",
+                        "policy": a.policy, "budget": res.budget, "seed": seed,
+                        "sampling": sampling_record}
+                       for j, ids in enumerate(res.tokens)]
+            if answers is not None:
+                for r in records:
+                    g = grade(r["completion"], answers[r["index"]])
+                    r.update(true_answer=answers[r["index"]], extracted_answer=g.extracted,
+                             correct=g.correct)
+                    totals["graded"] += 1
+                    totals["correct"] += g.correct
+                    totals["no_answer"] += g.extracted is None
+                    totals["length"] += r["finish_reason"] == "length"
+            writer.write(records)
             if bar is not None:
                 bar.update(len(batch))
         complete = True
@@ -474,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
           f"({totals['decode_s']:.2f} s, compile included)", file=sys.stderr)
     print(f"KV buffer        {_fmt_bytes(last.buffer_bytes)} (fixed) vs full cache "
           f"{_fmt_bytes(last.full_cache_bytes)} for the last batch", file=sys.stderr)
+    if answers is not None:
+        n = totals["graded"]
+        print(f"accuracy         {totals['correct']} / {n} = {100 * totals['correct'] / n:.1f}% "
+              f"(Math-Verify against --answer-field {a.answer_field}; no answer found in "
+              f"{totals['no_answer']}, cut by --max-new-tokens {totals['length']})", file=sys.stderr)
     return 0
 
 

@@ -368,3 +368,54 @@ def test_finish_reason_says_a_stop_token_ended_the_row(model_dir, tmp_path, caps
     assert code == 0
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["finish_reason"] == "stop" and record["generated_tokens"] == 1
+
+
+def test_answer_field_grades_each_record(model_dir, tmp_path, capsys, monkeypatch):
+    """--answer-field: each record carries the reference, the extracted answer and Math-Verify's
+    verdict; the summary counts them; the boxed-answer instruction is appended unless
+    --instruction says otherwise.  The completion text is pinned (a random tiny model writes
+    no answers) by replacing the CLI's detokeniser."""
+    from longflow_jax import cli
+    from longflow_jax.grading import BOXED_INSTRUCTION
+
+    monkeypatch.setattr(cli, "_decode", lambda tok, ids: "w5 w6 so $\\boxed{1}$")
+    data = tmp_path / "q.jsonl"
+    # a raw U+2028 inside a JSON string is legal JSON (GPQA's questions have some): one record
+    rows = [{"question": "w5 w3\u2028w9", "true_answer": "1"}, {"question": "w5 w4", "true_answer": "2"},
+            {"question": "w5 w7", "true_answer": 1.0}]
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "graded.jsonl"
+    common = ["--model", str(model_dir), "--jsonl", str(data), "--answer-field", "true_answer",
+              "--budget", "8", "--max-new-tokens", "3", "--attn-impl", "xla"]
+    code, _, stderr = _run(capsys, *common, "--batch-size", "2", "--output", str(out))
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["true_answer"] for r in records] == ["1", "2", "1.0"]
+    assert [r["extracted_answer"] for r in records] == ["1"] * 3
+    assert [r["correct"] for r in records] == [True, False, True]
+    assert [r["prompt"] for r in records] == [f"{r['question']}\n\n{BOXED_INSTRUCTION}" for r in rows]
+    assert "accuracy         2 / 3 = 66.7%" in stderr and "cut by --max-new-tokens" in stderr
+
+    out2 = tmp_path / "plain.jsonl"
+    code, _, stderr = _run(capsys, *common, "--limit", "1", "--instruction", "", "--output", str(out2))
+    (record,) = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert code == 0 and record["prompt"] == rows[0]["question"] and "1 / 1 = 100.0%" in stderr
+
+
+@pytest.mark.parametrize("records, flags, message", [
+    ([{"question": "w5"}], ["--prompt", "w5", "--answer-field", "true_answer"], "apply to --jsonl only"),
+    ([{"question": "w5", "true_answer": "1"}, {"question": "w6"}], [], "line 2 has no field 'true_answer'"),
+    ([{"question": "w5", "true_answer": ["1"]}], [], "must be a non-empty string or a number, got ['1']"),
+    ([{"question": "w5", "true_answer": " "}], [], "must be a non-empty string or a number, got ' '"),
+    ([{"question": "w5", "true_answer": "1"}], ["--answer-field", "question"], "is also the prompt field"),
+    ([{"question": "w5", "true_answer": "1"}], ["--answer-field", ""], "--answer-field must name a key"),
+])
+def test_answer_field_bad_input_is_named_before_loading(tmp_path, capsys, records, flags, message):
+    data = tmp_path / "q.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in records))
+    source = [] if "--prompt" in flags else ["--jsonl", str(data)]
+    flags = flags if any(f.startswith("--answer-field") for f in flags) else \
+        flags + ["--answer-field", "true_answer"]
+    with pytest.raises(SystemExit) as e:  # --model does not exist: any load would fail differently
+        main(source + flags + ["--model", str(tmp_path)])
+    assert e.value.code == 2 and message in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""Answer checking (``longflow_jax.grading``): Math-Verify against the benchmarks' own references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from longflow_jax.grading import Grade, grade, is_choice
+
+MATH_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math"
+DATASETS = ("aime24", "aime25", "amc", "gpqa", "gsm8k", "math", "minerva", "olympiad")
+
+
+# References that hold a cut-off piece of a solution rather than an answer (e.g. MATH-500 row 137:
+# ``204_5}$. Note that in the above ...``): no completion can match them, so they are left out.
+MALFORMED = {("math", 137), ("math", 172), ("math", 217), ("math", 292), ("math", 358),
+             ("math", 436), ("math", 451), ("minerva", 72), ("olympiad", 76), ("olympiad", 194)}
+
+
+def _rows(name: str) -> list[dict]:
+    path = MATH_DATA / f"{name}.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} not present (the benchmarks live beside the checkout in ../shared)")
+    # JSON Lines are separated by \n only: questions may hold U+2028, which str.splitlines splits on
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_reference_grades_its_own_boxed_answer(name, rng):
+    """A completion that boxes the reference (as a model would write it) is correct, and one
+    that boxes a different answer is not: random rows of every benchmark."""
+    rows = [r for r in _rows(name) if (name, r["index"]) not in MALFORMED]
+    picked = rng.choice(len(rows), size=min(12, len(rows)), replace=False)
+    for i in picked:
+        ref = rows[i]["true_answer"]
+        body = ref.strip().strip("$")
+        right = grade(f"Step by step ... so the answer is $\\boxed{{{body}}}$.", ref)
+        assert right.correct and right.extracted, (name, rows[i]["index"], ref, right)
+        if is_choice(ref):
+            other = "B" if ref.strip() == "A" else "A"
+        else:
+            other = f"{body} + 1"  # never equal to the reference
+        wrong = grade(f"so the answer is $\\boxed{{{other}}}$.", ref)
+        assert not wrong.correct, (name, rows[i]["index"], ref, wrong)
+
+
+@pytest.mark.parametrize("completion, reference, extracted, correct", [
+    ("Adding up, she makes $16 - 3 - 4 = 9$ eggs, so $\\boxed{18}$ dollars.", "18", "18", True),
+    ("so the total is \\boxed{17}.", "18", "17", False),
+    ("First I got 3, but fixing the sum gives \\boxed{18}.", "18", "18", True),
+    ("$x = 69$ or $x = 84$, so \\boxed{84, 69}", "$69$,$84$", "84, 69", True),  # OlympiadBench lists
+    ("\\boxed{69}", "$69$,$84$", "69", False),
+    ("The value is \\boxed{\\dfrac{14}{3}}.", "\\frac{14}{3}", "\\frac{14}{3}", True),
+    ("In polar form: \\boxed{(3, \\pi/2)}", "\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi/2)", True),
+    ("\\boxed{(3, \\pi)}", "\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi)", False),
+    ("It is \\boxed{27}.", "27.0", "27", True),
+    ("\\boxed{\\frac{1}{2(n+1)}}", "$\\frac{1}{2 n+2}$", "\\frac{1}{2(n+1)}", True),
+    ("The flux is about \\boxed{4.5e33} erg/s.", "4.5e33", "4.5 \\times 10^{33}", True),
+    ("\\boxed{4.5 \\times 10^{33}}", "4.5e33", "4.5 \\times 10^{33}", True),
+    ("\\boxed{4.5e32}", "4.5e33", "4.5 \\times 10^{32}", False),
+    ("Comparing the options, the answer is \\boxed{C}.", "C", "C", True),
+    ("Answer: C", "C", "C", True),
+    ("\\boxed{B}", "C", "B", False),
+    ("I am not sure how to finish this.", "204", None, False),
+])
+def test_grade_hand_written_completions(completion, reference, extracted, correct):
+    assert grade(completion, reference) == Grade(extracted, correct)
+
+
+def test_bad_arguments_name_the_argument():
+    with pytest.raises(ValueError, match="completion must be a string"):
+        grade(None, "1")
+    for bad in ("", "  ", None, 3):
+        with pytest.raises(ValueError, match="true_answer must be a non-empty string"):
+            grade("\\boxed{1}", bad)
