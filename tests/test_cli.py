@@ -84,7 +84,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
     (["--repetition-penalty", "nan"], "--repetition-penalty must be a finite number > 0"),
     (["--seed", "99999999999"], "--seed must be in [0, 2**31 - 1]"),
-    (["--limit", "3"], "--limit and --field apply to --jsonl only"),
+    (["--limit", "3"], "--limit, --field and --answer-field apply to --jsonl only"),
     (["--jsonl", "q.jsonl", "--field", ""], "--field must name a key of the JSON records"),
     (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
     (["--output", ""], "--output '': give a file name"),
