@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 
 # Appended to each question by the CLI when grading (the usual instruction of math
 # evaluations for reasoning models, e.g. DeepSeek-R1's and Qwen's), so that the final
@@ -62,6 +63,15 @@ def _math_verify():
     return math_verify
 
 
+def _timeouts() -> dict:
+    """Math-Verify's time limits (5 s per parse / comparison; sympy can hang on adversarial
+    input) work by ``signal.alarm``, which only the main thread may use: elsewhere (a grading
+    thread pool) they are off, as Math-Verify asks."""
+    if threading.current_thread() is threading.main_thread():
+        return {}
+    return {"parsing_timeout": None}
+
+
 def is_choice(true_answer: str) -> bool:
     """Whether ``true_answer`` is a multiple-choice letter (one of A-J, as in GPQA)."""
     return _CHOICE.fullmatch(true_answer.strip()) is not None
@@ -86,11 +96,12 @@ def parse_reference(true_answer: str) -> list:
     mv = _math_verify()
     text = true_answer.strip()
     if is_choice(text):
-        return mv.parse(text, [mv.StringExtractionConfig(strings=tuple("ABCDEFGHIJ"))])
+        return mv.parse(text, [mv.StringExtractionConfig(strings=tuple("ABCDEFGHIJ"))],
+                        **_timeouts())
     text = _rewrite_scientific(text)
     if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
         text = f"${text}$"
-    return mv.parse(text)
+    return mv.parse(text, **_timeouts())
 
 
 def grade(completion: str, true_answer: str) -> Grade:
@@ -102,7 +113,8 @@ def grade(completion: str, true_answer: str) -> Grade:
 
     Returns:
       ``Grade(extracted, correct)``. A completion with no recognisable answer (or a
-      reference Math-Verify cannot parse) grades as not correct.
+      reference Math-Verify cannot parse) grades as not correct.  Callable from any
+      thread; Math-Verify's 5 s time limits apply in the main thread only.
 
     Raises:
       ValueError: ``completion`` is not a string, or ``true_answer`` is not a
@@ -115,9 +127,10 @@ def grade(completion: str, true_answer: str) -> Grade:
     if is_choice(true_answer):
         configs = [mv.LatexExtractionConfig(),
                    mv.StringExtractionConfig(strings=tuple("ABCDEFGHIJ"))]
-        answer = mv.parse(completion, configs)
+        answer = mv.parse(completion, configs, **_timeouts())
     else:
-        answer = mv.parse(_rewrite_scientific(completion))
+        answer = mv.parse(_rewrite_scientific(completion), **_timeouts())
     extracted = str(answer[-1]) if answer else None
-    correct = bool(reference and answer and mv.verify(reference, answer))
+    verify_limits = {"timeout_seconds": None} if _timeouts() else {}
+    correct = bool(reference and answer and mv.verify(reference, answer, **verify_limits))
     return Grade(extracted=extracted, correct=correct)

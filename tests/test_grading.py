@@ -92,3 +92,13 @@ def test_bad_arguments_name_the_argument():
     for bad in ("", "  ", None, 3):
         with pytest.raises(ValueError, match="true_answer must be a non-empty string"):
             grade("\\boxed{1}", bad)
+
+
+def test_grading_works_off_the_main_thread():
+    """Math-Verify's time limits use signal.alarm (main thread only); a grading thread pool
+    must still get answers, not Math-Verify's ValueError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        grades = list(pool.map(grade, ["so \\boxed{\\frac{1}{2}}", "\\boxed{0.4}"], ["0.5", "0.5"]))
+    assert grades == [Grade("\\frac{1}{2}", True), Grade("0.4", False)]
