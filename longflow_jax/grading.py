@@ -15,9 +15,10 @@ only decides how each side is handed to it:
 * a reference that is a single capital letter A-J (GPQA's choices) is a multiple
   choice: the completion's answer is taken from ``\\boxed{C}`` or a stated letter
   ("Answer: C");
-* the completion's answer is Math-Verify's extraction from the text (the last
-  ``\\boxed{}`` first, then other LaTeX and plain expressions), after the same
-  rewrite of standalone scientific literals (``\\boxed{4.5e33}``).
+* the completion's answer is Math-Verify's extraction from the text (``\\boxed{}``
+  first -- several boxes are read together as one list, ``\\boxed{3} ... \\boxed{18}``
+  as ``3,18`` --, then other LaTeX and plain expressions), after the same rewrite of
+  standalone scientific literals (``\\boxed{4.5e33}``).
 """
 
 from __future__ import annotations

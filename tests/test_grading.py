@@ -67,6 +67,7 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("Adding up, she makes $16 - 3 - 4 = 9$ eggs, so $\\boxed{18}$ dollars.", "18", "18", True),
     ("so the total is \\boxed{17}.", "18", "17", False),
     ("First I got 3, but fixing the sum gives \\boxed{18}.", "18", "18", True),
+    ("First \\boxed{3}, then \\boxed{18}.", "18", "3,18", False),  # several boxes: one list
     ("$x = 69$ or $x = 84$, so \\boxed{84, 69}", "$69$,$84$", "84, 69", True),  # OlympiadBench lists
     ("\\boxed{69}", "$69$,$84$", "69", False),
     ("The value is \\boxed{\\dfrac{14}{3}}.", "\\frac{14}{3}", "\\frac{14}{3}", True),
