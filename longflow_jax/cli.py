@@ -131,7 +131,9 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> SamplingPa
     if not 0 <= a.seed < 2**31:
         p.error(f"--seed must be in [0, 2**31 - 1], got {a.seed}")
     if a.jsonl is None and (a.limit is not None or a.field is not None or a.answer_field is not None):
-        p.error("--limit, --field and --answer-field apply to --jsonl only")
+        given = [f for f, v in (("--limit", a.limit), ("--field", a.field),
+                                ("--answer-field", a.answer_field)) if v is not None]
+        p.error(f"{', '.join(given)}: --limit, --field and --answer-field apply to --jsonl only")
     for flag, value, example in (("--field", a.field, "question"),
                                  ("--answer-field", a.answer_field, "true_answer")):
         if value is not None and not value.strip():
@@ -272,11 +274,12 @@ def _read_prompts(p: argparse.ArgumentParser,
             answer = rec.get(a.answer_field)
             if a.answer_field not in rec:
                 p.error(f"--jsonl {a.jsonl} line {n} has no field {a.answer_field!r} (--answer-field)")
-            if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-                answer = str(answer)  # a JSON number: 18 -> "18"
+            if isinstance(answer, (int, float)) and not isinstance(answer, bool) \
+                    and math.isfinite(answer):
+                answer = str(answer)  # a JSON number: 18 -> "18" (NaN / Infinity are refused)
             if not isinstance(answer, str) or not answer.strip():
                 p.error(f"--jsonl {a.jsonl} line {n}: the --answer-field {a.answer_field!r} must be a "
-                        f"non-empty string or a number, got {answer!r}")
+                        f"non-empty string or a finite number, got {answer!r}")
             answers.append(answer)
         prompts.append(rec[field])
         sources.append(f"--jsonl {a.jsonl} line {n}")
@@ -440,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget if (a.budget is not None or a.compression is not None or a.policy == "full") else 128
     for i, ids in enumerate(encoded):
         if len(ids) > context:
-            parser.error(f"{sources[i]} has {len(ids)} tokens, longer than the model's context "
+            parser.error(f"{sources[i]}{' with --instruction' if instruction.strip() else ''} "
+                         f"has {len(ids)} tokens, longer than the model's context "
                          f"({context})")
     try:  # validate budget against the model before compiling anything
         for start in range(0, len(encoded), a.batch_size):
@@ -455,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     need = max(map(len, encoded)) + a.max_new_tokens
     if a.policy != "full" and a.compression is None and budget > need:
         print(f"note: --budget {budget} exceeds the longest prompt + --max-new-tokens ({need}): "
-              f"nothing will be evicted, and the buffer is {budget - need} slots larger than "
+              f"nothing will be evicted, and the buffer is {budget - need} "
+              f"slot{'s' if budget - need > 1 else ''} larger than "
               f"this run can fill", file=sys.stderr)
     if need > context:
         print(f"note: prompt + max-new-tokens exceeds the model's context ({context}); the KV buffer stays "
@@ -541,9 +546,23 @@ def main(argv: list[str] | None = None) -> int:
         n = totals["graded"]
         print(f"accuracy         {totals['correct']} / {n} = {100 * totals['correct'] / n:.1f}% "
               f"(Math-Verify against --answer-field {a.answer_field}; no answer found in "
-              f"{totals['no_answer']}, cut by --max-new-tokens {totals['length']})", file=sys.stderr)
+              f"{totals['no_answer']}; {totals['length']} ended at --max-new-tokens)", file=sys.stderr)
     return 0
 
 
+def run() -> None:
+    """The ``longflow-sample`` console script: ``main()``, then exit with its code.
+
+    After Ctrl-C (code 130) it leaves through ``os._exit``: the interpreter's normal
+    teardown can crash (SIGSEGV) while XLA's threads still run the abandoned step, and
+    everything worth keeping (``FILE.partial``, the streams) is already flushed."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -8,17 +8,21 @@ The parsing and the equivalence test are Math-Verify's (``math_verify.parse`` /
 ``math_verify.verify``, https://github.com/huggingface/Math-Verify); this module
 only decides how each side is handed to it:
 
+* the completion's answer is what Math-Verify finds in a ``\\boxed{}`` (several boxes
+  are read together as one list: ``\\boxed{3} and \\boxed{5}`` as ``3,5``) or after an
+  anchor such as "the final answer is" / "Answer:".  Unanchored text is not read: a
+  completion cut off while restating "12 * 5" must not score for the reference 60,
+  nor "2." of a numbered list count as an answer (Math-Verify's
+  ``try_extract_without_anchor=False``, its strict mode);
 * the reference answer is LaTeX or a plain number (``../shared/data/math``): it is
-  parsed as one LaTeX formula (wrapped in ``$...$`` unless it already is), after
-  rewriting a standalone scientific literal such as ``4.5e33`` as
-  ``4.5 \\times 10^{33}`` (LaTeX would read ``e`` as Euler's number);
-* a reference that is a single capital letter A-J (GPQA's choices) is a multiple
-  choice: the completion's answer is taken from ``\\boxed{C}`` or a stated letter
-  ("Answer: C");
-* the completion's answer is Math-Verify's extraction from the text (``\\boxed{}``
-  first -- several boxes are read together as one list, ``\\boxed{3} ... \\boxed{18}``
-  as ``3,18`` --, then other LaTeX and plain expressions), after the same rewrite of
-  standalone scientific literals (``\\boxed{4.5e33}``).
+  parsed as one LaTeX formula (wrapped in ``$...$`` unless it already is);
+* on both sides a standalone scientific literal such as ``4.5e33`` is read as
+  ``4.5*10^33`` (LaTeX would read ``e`` as Euler's number, plain text stops at it);
+  so ``\\boxed{2e-1}`` means 0.2, never 2e - 1;
+* a reference that is a single letter A-J (GPQA's choices) is a multiple choice:
+  the completion's answer is the letter of its box (``\\boxed{C}``, ``\\boxed{(C)}``,
+  ``\\boxed{\\text{C}}``, ``\\boxed{C: 14}``) or of an anchored statement ("Answer: C",
+  "the answer is (C)"), in either case; a loose "A" in the text is not an answer.
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ import threading
 # answer lands in a \boxed{} that the extraction finds first.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
+_LETTERS = "ABCDEFGHIJ"
 _CHOICE = re.compile(r"[A-J]")
-# A scientific literal standing alone in text or LaTeX (not part of a word or a longer number).
+# A scientific literal standing alone (not part of a word or a longer number).
 _SCIENTIFIC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w|\.\d)")
-
-
-def _rewrite_scientific(text: str) -> str:
-    """``4.5e33`` -> ``4.5 \\times 10^{33}`` wherever such a literal stands alone."""
-    return _SCIENTIFIC.sub(lambda m: f"{m[1]} \\times 10^{{{int(m[2])}}}", text)
+# A choice as written inside a box or after an anchor: "C", "(C)", "\text{C}", "\textbf{(C)}",
+# "C: 14", "C. 14", "C) 14" -- the letter, then nothing or a separator.
+_CHOICE_TEXT = re.compile(r"\s*(?:\\text(?:bf)?\{)?\s*\(?([A-Ja-j])\)?\}?\s*(?:[:.)]\s*.*)?", re.S)
+# "answer is (C)", "Answer: C", "correct option is c", as the last such statement.
+_CHOICE_ANCHOR = re.compile(r"(?:answer|correct (?:option|choice))(?:\s+is)?\s*[:：]?\s*\(?([A-Ja-j])\)?"
+                            r"(?!\w)", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +53,9 @@ class Grade:
     """One graded completion.
 
     Attributes:
-      extracted: the completion's final answer as Math-Verify read it (its text form),
-        or None when no answer was found (then ``correct`` is False).
+      extracted: the completion's final answer as Math-Verify read it (its text form;
+        for a multiple choice the letter), or None when no answer was found (then
+        ``correct`` is False).
       correct: whether it is mathematically equivalent to the reference answer.
     """
 
@@ -73,17 +80,34 @@ def _timeouts() -> dict:
     return {"parsing_timeout": None}
 
 
+def _rewrite_scientific(text: str) -> str:
+    """``4.5e33`` -> ``4.5*10^33`` wherever such a literal stands alone (module docstring)."""
+    def as_power(m: re.Match) -> str:
+        # "10^33" reads right in text and LaTeX (also before a full stop, where Math-Verify
+        # misses "10^(33)."); a negative exponent needs "10^(-3)" (LaTeX: "10^-3" = 10^{-}3).
+        exponent = int(m[2])
+        return f"{m[1]}*10^{exponent}" if exponent >= 0 else f"{m[1]}*10^({exponent})"
+
+    return _SCIENTIFIC.sub(as_power, text)
+
+
 def is_choice(true_answer: str) -> bool:
     """Whether ``true_answer`` is a multiple-choice letter (one of A-J, as in GPQA)."""
     return _CHOICE.fullmatch(true_answer.strip()) is not None
 
 
+def _check_reference(true_answer) -> str:
+    if not isinstance(true_answer, str) or not true_answer.strip():
+        raise ValueError(f"true_answer must be a non-empty string, got {true_answer!r}")
+    return true_answer.strip()
+
+
 def parse_reference(true_answer: str) -> list:
-    """Math-Verify's parse of a dataset's reference answer (see the module docstring).
+    """Math-Verify's parse of a dataset's (non-choice) reference answer (module docstring).
 
     Args:
-      true_answer: LaTeX (``\\frac{14}{3}``, ``$2^{1009}$``), a plain number (``18``,
-        ``4.5e33``) or a choice letter (``C``).
+      true_answer: LaTeX (``\\frac{14}{3}``, ``$2^{1009}$``) or a plain number (``18``,
+        ``4.5e33``).
 
     Returns:
       Math-Verify's parse: a list of the parsed value and its text, empty when
@@ -92,17 +116,22 @@ def parse_reference(true_answer: str) -> list:
     Raises:
       ValueError: ``true_answer`` is not a non-empty string.
     """
-    if not isinstance(true_answer, str) or not true_answer.strip():
-        raise ValueError(f"true_answer must be a non-empty string, got {true_answer!r}")
-    mv = _math_verify()
-    text = true_answer.strip()
-    if is_choice(text):
-        return mv.parse(text, [mv.StringExtractionConfig(strings=tuple("ABCDEFGHIJ"))],
-                        **_timeouts())
-    text = _rewrite_scientific(text)
-    if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
+    text = _rewrite_scientific(_check_reference(true_answer))
+    if not text.startswith(("$", "\\(", "\\[")):
         text = f"${text}$"
-    return mv.parse(text, **_timeouts())
+    return _math_verify().parse(text, **_timeouts())
+
+
+def _choice_letter(completion: str) -> str | None:
+    """The letter a completion answers a multiple choice with (module docstring), or None."""
+    mv = _math_verify()
+    strict = [mv.LatexExtractionConfig(try_extract_without_anchor=False)]
+    boxed = mv.parse(completion, strict, **_timeouts())
+    if boxed:
+        letter = _CHOICE_TEXT.fullmatch(str(boxed[-1]))
+        return letter[1].upper() if letter else None
+    anchored = _CHOICE_ANCHOR.findall(completion)
+    return anchored[-1].upper() if anchored else None
 
 
 def grade(completion: str, true_answer: str) -> Grade:
@@ -110,10 +139,11 @@ def grade(completion: str, true_answer: str) -> Grade:
 
     Args:
       completion: the model's generated text (str).
-      true_answer: the dataset's reference answer (see ``parse_reference``).
+      true_answer: the dataset's reference answer: LaTeX, a number written as text, or
+        a choice letter A-J (see the module docstring).
 
     Returns:
-      ``Grade(extracted, correct)``. A completion with no recognisable answer (or a
+      ``Grade(extracted, correct)``. A completion with no boxed or anchored answer (or a
       reference Math-Verify cannot parse) grades as not correct.  Callable from any
       thread; Math-Verify's 5 s time limits apply in the main thread only.
 
@@ -123,14 +153,15 @@ def grade(completion: str, true_answer: str) -> Grade:
     """
     if not isinstance(completion, str):
         raise ValueError(f"completion must be a string, got {type(completion).__name__}")
+    reference_text = _check_reference(true_answer)
+    if is_choice(reference_text):
+        letter = _choice_letter(completion)
+        return Grade(extracted=letter, correct=letter == reference_text)
     mv = _math_verify()
-    reference = parse_reference(true_answer)
-    if is_choice(true_answer):
-        configs = [mv.LatexExtractionConfig(),
-                   mv.StringExtractionConfig(strings=tuple("ABCDEFGHIJ"))]
-        answer = mv.parse(completion, configs, **_timeouts())
-    else:
-        answer = mv.parse(_rewrite_scientific(completion), **_timeouts())
+    reference = parse_reference(reference_text)
+    strict = [mv.LatexExtractionConfig(try_extract_without_anchor=False),
+              mv.ExprExtractionConfig(try_extract_without_anchor=False)]
+    answer = mv.parse(_rewrite_scientific(completion), strict, **_timeouts())
     extracted = str(answer[-1]) if answer else None
     verify_limits = {"timeout_seconds": None} if _timeouts() else {}
     correct = bool(reference and answer and mv.verify(reference, answer, **verify_limits))

@@ -84,7 +84,7 @@ def test_single_prompt_streams_text(model_dir, capsys):
     (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
     (["--repetition-penalty", "nan"], "--repetition-penalty must be a finite number > 0"),
     (["--seed", "99999999999"], "--seed must be in [0, 2**31 - 1]"),
-    (["--limit", "3"], "--limit, --field and --answer-field apply to --jsonl only"),
+    (["--limit", "3"], "--limit: --limit, --field and --answer-field apply to --jsonl only"),
     (["--jsonl", "q.jsonl", "--field", ""], "--field must name a key of the JSON records"),
     (["--no-chat-template", "--system", "be brief"], "--system needs the chat template"),
     (["--output", ""], "--output '': give a file name"),
@@ -394,7 +394,7 @@ def test_answer_field_grades_each_record(model_dir, tmp_path, capsys, monkeypatc
     assert [r["extracted_answer"] for r in records] == ["1"] * 3
     assert [r["correct"] for r in records] == [True, False, True]
     assert [r["prompt"] for r in records] == [f"{r['question']}\n\n{BOXED_INSTRUCTION}" for r in rows]
-    assert "accuracy         2 / 3 = 66.7%" in stderr and "cut by --max-new-tokens" in stderr
+    assert "accuracy         2 / 3 = 66.7%" in stderr and "ended at --max-new-tokens" in stderr
 
     out2 = tmp_path / "plain.jsonl"
     code, _, stderr = _run(capsys, *common, "--limit", "1", "--instruction", "", "--output", str(out2))
@@ -403,10 +403,13 @@ def test_answer_field_grades_each_record(model_dir, tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("records, flags, message", [
-    ([{"question": "w5"}], ["--prompt", "w5", "--answer-field", "true_answer"], "apply to --jsonl only"),
+    ([{"question": "w5"}], ["--prompt", "w5", "--answer-field", "true_answer"],
+     "--answer-field: --limit, --field and --answer-field apply to --jsonl only"),
     ([{"question": "w5", "true_answer": "1"}, {"question": "w6"}], [], "line 2 has no field 'true_answer'"),
-    ([{"question": "w5", "true_answer": ["1"]}], [], "must be a non-empty string or a number, got ['1']"),
-    ([{"question": "w5", "true_answer": " "}], [], "must be a non-empty string or a number, got ' '"),
+    ([{"question": "w5", "true_answer": ["1"]}], [], "must be a non-empty string or a finite number, got ['1']"),
+    ([{"question": "w5", "true_answer": " "}], [], "must be a non-empty string or a finite number, got ' '"),
+    ([{"question": "w5", "true_answer": float("nan")}], [], "or a finite number, got nan"),
+    ([{"question": "w5", "true_answer": True}], [], "or a finite number, got True"),
     ([{"question": "w5", "true_answer": "1"}], ["--answer-field", "question"], "is also the prompt field"),
     ([{"question": "w5", "true_answer": "1"}], ["--answer-field", ""], "--answer-field must name a key"),
 ])

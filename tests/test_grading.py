@@ -68,6 +68,12 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("so the total is \\boxed{17}.", "18", "17", False),
     ("First I got 3, but fixing the sum gives \\boxed{18}.", "18", "18", True),
     ("First \\boxed{3}, then \\boxed{18}.", "18", "3,18", False),  # several boxes: one list
+    ("The answer is 60.", "60", "60", True),  # anchored, no box
+    # unanchored text is no answer: a cut-off restatement, a numbered list, a loose number
+    ("We need 12 * 5", "60", None, False),
+    ("Let us compute 3 + 4 first.", "7", None, False),
+    ("2. Now, we can", "2", None, False),
+    ("So she makes $18 every day.", "18", None, False),
     ("$x = 69$ or $x = 84$, so \\boxed{84, 69}", "$69$,$84$", "84, 69", True),  # OlympiadBench lists
     ("\\boxed{69}", "$69$,$84$", "69", False),
     ("The value is \\boxed{\\dfrac{14}{3}}.", "\\frac{14}{3}", "\\frac{14}{3}", True),
@@ -75,12 +81,26 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("\\boxed{(3, \\pi)}", "\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi)", False),
     ("It is \\boxed{27}.", "27.0", "27", True),
     ("\\boxed{\\frac{1}{2(n+1)}}", "$\\frac{1}{2 n+2}$", "\\frac{1}{2(n+1)}", True),
-    ("The flux is about \\boxed{4.5e33} erg/s.", "4.5e33", "4.5 \\times 10^{33}", True),
+    # scientific literals, boxed or anchored, either side
+    ("The flux is about \\boxed{4.5e33} erg/s.", "4.5e33", "4.5*10^33", True),
     ("\\boxed{4.5 \\times 10^{33}}", "4.5e33", "4.5 \\times 10^{33}", True),
-    ("\\boxed{4.5e32}", "4.5e33", "4.5 \\times 10^{32}", False),
+    ("\\boxed{4.5e32}", "4.5e33", "4.5*10^32", False),
+    ("The answer is 4.5E+33.", "4.5e33", "4.5*10^33.", True),
+    ("\\boxed{4.5e-3}", "0.0045", "4.5*10^{-3}", True),
+    ("\\boxed{0.2}", "2e-1", "0.2", True),
+    # multiple choice: a box or an anchored statement, in any usual form; a loose letter is not
     ("Comparing the options, the answer is \\boxed{C}.", "C", "C", True),
     ("Answer: C", "C", "C", True),
+    ("The answer is (B).", "B", "B", True),
+    ("Answer: (c)", "C", "C", True),
+    ("the correct option is D", "D", "D", True),
+    ("\\boxed{(B)}", "B", "B", True),
+    ("\\boxed{\\text{B}}", "B", "B", True),
+    ("The final answer is $\\boxed{\\textbf{(C)}}$", "C", "C", True),
+    ("\\boxed{C: 14}", "C", "C", True),
     ("\\boxed{B}", "C", "B", False),
+    ("A classic example of a mathematical concept.", "A", None, False),
+    ("Option A is not a valid solution. Option B is not either.", "A", None, False),
     ("I am not sure how to finish this.", "204", None, False),
 ])
 def test_grade_hand_written_completions(completion, reference, extracted, correct):
