@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with Math-Verify: records get extracted_answer and correct, the summary the accuracy")
     p.add_argument("--instruction",
                    help="text appended to every prompt after a blank line (default: none; with --answer-field: "
-                        "'%s'; give '' for none)" % _grading_instruction().replace("%", "%%"))
+                        "'%s'; '' or blank for none)" % _grading_instruction().replace("%", "%%"))
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow)")
     size.add_argument("--compression", type=float, help="fraction of prompt+output tokens evicted, in (0, 1), e.g. 0.8")
