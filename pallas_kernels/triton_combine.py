@@ -59,12 +59,14 @@ from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
-# already the next step's: 4 warps and 8192 elements compiled to 147 registers
-# in run 41 (3 programs per SM), 128 with the tile-major partials (run 72).
-# Measured against 8 warps / 16384 (the launch of runs 10-40) in GPU time:
-# 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048 (benchmarks/NOTES.md, run 41).
+# already the next step's.  4 warps / 8192 against 8 warps / 16384 (runs 10-40), GPU time:
+# 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048 (run 41); 4096 against 8192
+# (runs 85-86, same lease): 29.1 vs 31.6 us at 128 x 8192, 105 vs 112 at 128 x 32768,
+# 11.6 vs 12.0 at 8 x 32768, 4.1 vs 4.3 at 8 x 2048, 3.4 vs 3.8 at 1 x 1024, equal at
+# 128 x 1024 (run 84's profile: the combine is latency-bound at 4 programs per SM).
 NUM_WARPS = 4
-STEP_ELEMS = 8192  # partials per importance step of the axis row sum
+STEP_ELEMS = 4096  # partials per importance step of the axis row sum
+OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-87)
 ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
@@ -166,7 +168,7 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
         steps_per_chunk = -(-total_steps // num_chunks)
         num_chunks = -(-total_steps // steps_per_chunk)
         group_p, head_dim_p = _next_pow2(group), _next_pow2(head_dim)
-        splits_per_step = max(1, STEP_ELEMS // (group_p * head_dim_p))  # output merge: fixed step
+        splits_per_step = max(1, OUTPUT_STEP_ELEMS // (group_p * head_dim_p))  # fixed step
         return CombinePlan(rows=rows, group=group, tiles_per_step=tiles_per_step,
                            steps_per_chunk=steps_per_chunk, num_chunks=num_chunks,
                            splits_per_step=splits_per_step, merge_outputs=merge_outputs,
