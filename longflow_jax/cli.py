@@ -258,8 +258,8 @@ def _read_prompts(p: argparse.ArgumentParser,
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {e.msg}")
+        except ValueError as e:  # JSONDecodeError, or an integer past Python's 4300-digit limit
+            p.error(f"--jsonl {a.jsonl} line {n} is not valid JSON: {getattr(e, 'msg', e)}")
         if not isinstance(rec, dict):
             p.error(f"--jsonl {a.jsonl} line {n} is not a JSON object (got a "
                     f"{type(rec).__name__}): each line must be one record")
@@ -274,8 +274,8 @@ def _read_prompts(p: argparse.ArgumentParser,
             answer = rec.get(a.answer_field)
             if a.answer_field not in rec:
                 p.error(f"--jsonl {a.jsonl} line {n} has no field {a.answer_field!r} (--answer-field)")
-            if isinstance(answer, (int, float)) and not isinstance(answer, bool) \
-                    and math.isfinite(answer):
+            if (isinstance(answer, int) and not isinstance(answer, bool)) or \
+                    (isinstance(answer, float) and math.isfinite(answer)):
                 answer = str(answer)  # a JSON number: 18 -> "18" (NaN / Infinity are refused)
             if not isinstance(answer, str) or not answer.strip():
                 p.error(f"--jsonl {a.jsonl} line {n}: the --answer-field {a.answer_field!r} must be a "
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = a.budget if (a.budget is not None or a.compression is not None or a.policy == "full") else 128
     for i, ids in enumerate(encoded):
         if len(ids) > context:
-            parser.error(f"{sources[i]}{' with --instruction' if instruction.strip() else ''} "
+            parser.error(f"{sources[i]}{' with the instruction (--instruction)' if instruction.strip() else ''} "
                          f"has {len(ids)} tokens, longer than the model's context "
                          f"({context})")
     try:  # validate budget against the model before compiling anything
@@ -556,7 +556,11 @@ def run() -> None:
     After Ctrl-C (code 130) it leaves through ``os._exit``: the interpreter's normal
     teardown can crash (SIGSEGV) while XLA's threads still run the abandoned step, and
     everything worth keeping (``FILE.partial``, the streams) is already flushed."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before or after the generation loop (which returns 130 itself)
+        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
+        code = 130
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

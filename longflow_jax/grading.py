@@ -19,10 +19,13 @@ only decides how each side is handed to it:
 * on both sides a standalone scientific literal such as ``4.5e33`` is read as
   ``4.5*10^33`` (LaTeX would read ``e`` as Euler's number, plain text stops at it);
   so ``\\boxed{2e-1}`` means 0.2, never 2e - 1;
-* a reference that is a single letter A-J (GPQA's choices) is a multiple choice:
-  the completion's answer is the letter of its box (``\\boxed{C}``, ``\\boxed{(C)}``,
-  ``\\boxed{\\text{C}}``, ``\\boxed{C: 14}``) or of an anchored statement ("Answer: C",
-  "the answer is (C)"), in either case; a loose "A" in the text is not an answer.
+* a reference that is a single letter A-J (GPQA's choices; also ``(C)`` or
+  ``\\text{(C)}``, as in MATH-500) is a multiple choice: the completion's answer is the
+  letter of its box (``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``,
+  ``\\boxed{C: 14}``, any case) or of an anchored statement ("Answer: C", "the answer is
+  (C).", "The correct option is **D**"), where a bare letter must be a capital followed by
+  the end of the sentence: "the answer is a combination of ..." and a loose "A" in the
+  text are not answers.
 """
 
 from __future__ import annotations
@@ -36,16 +39,19 @@ import threading
 # answer lands in a \boxed{} that the extraction finds first.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
-_LETTERS = "ABCDEFGHIJ"
-_CHOICE = re.compile(r"[A-J]")
+# A multiple-choice reference: "C", "(C)", "\text{(C)}".
+_CHOICE_REFERENCE = re.compile(r"(?:\\text\{)?\(?([A-J])\)?\}?")
 # A scientific literal standing alone (not part of a word or a longer number).
 _SCIENTIFIC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w|\.\d)")
 # A choice as written inside a box or after an anchor: "C", "(C)", "\text{C}", "\textbf{(C)}",
 # "C: 14", "C. 14", "C) 14" -- the letter, then nothing or a separator.
 _CHOICE_TEXT = re.compile(r"\s*(?:\\text(?:bf)?\{)?\s*\(?([A-Ja-j])\)?\}?\s*(?:[:.)]\s*.*)?", re.S)
-# "answer is (C)", "Answer: C", "correct option is c", as the last such statement.
-_CHOICE_ANCHOR = re.compile(r"(?:answer|correct (?:option|choice))(?:\s+is)?\s*[:：]?\s*\(?([A-Ja-j])\)?"
-                            r"(?!\w)", re.I)
+# "answer is (C).", "Answer: C", "correct option is **(c)**", as the last such statement: a
+# letter in parentheses (any case), or a bare capital that ends the sentence (not "answer is a
+# combination", "answer is I think B").
+_CHOICE_ANCHOR = re.compile(
+    r"\b(?:answer|correct (?:option|choice))(?:\s+is)?\s*[:：]?\s*(?:\*\*)?"
+    r"(?:\(([A-Ja-j])\)|([A-J])(?=(?:\*\*)?\s*(?:$|[.,;:!)\n])))", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +59,9 @@ class Grade:
     """One graded completion.
 
     Attributes:
-      extracted: the completion's final answer as Math-Verify read it (its text form;
-        for a multiple choice the letter), or None when no answer was found (then
-        ``correct`` is False).
+      extracted: the completion's final answer as Math-Verify read it (its text form, after
+        the rewrite of scientific literals; for a multiple choice the capital letter), or
+        None when no answer was found (then ``correct`` is False).
       correct: whether it is mathematically equivalent to the reference answer.
     """
 
@@ -71,13 +77,21 @@ def _math_verify():
     return math_verify
 
 
-def _timeouts() -> dict:
+def _on_main_thread() -> bool:
     """Math-Verify's time limits (5 s per parse / comparison; sympy can hang on adversarial
     input) work by ``signal.alarm``, which only the main thread may use: elsewhere (a grading
-    thread pool) they are off, as Math-Verify asks."""
-    if threading.current_thread() is threading.main_thread():
-        return {}
-    return {"parsing_timeout": None}
+    thread pool) they are turned off, as Math-Verify asks."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def _parse(text: str, *, choice_box: bool = False) -> list:
+    """Math-Verify's strict extraction (a box or an anchored statement) of ``text``;
+    ``choice_box``: LaTeX only (a choice's letter is read from the box's text)."""
+    mv = _math_verify()
+    configs = [mv.LatexExtractionConfig(try_extract_without_anchor=False)]
+    if not choice_box:
+        configs.append(mv.ExprExtractionConfig(try_extract_without_anchor=False))
+    return mv.parse(text, configs, **({} if _on_main_thread() else {"parsing_timeout": None}))
 
 
 def _rewrite_scientific(text: str) -> str:
@@ -91,9 +105,10 @@ def _rewrite_scientific(text: str) -> str:
     return _SCIENTIFIC.sub(as_power, text)
 
 
-def is_choice(true_answer: str) -> bool:
-    """Whether ``true_answer`` is a multiple-choice letter (one of A-J, as in GPQA)."""
-    return _CHOICE.fullmatch(true_answer.strip()) is not None
+def choice_of(true_answer: str) -> str | None:
+    """The letter of a multiple-choice reference (``C``, ``(C)``, ``\\text{(C)}``; A-J), else None."""
+    match = _CHOICE_REFERENCE.fullmatch(true_answer.strip())
+    return match[1] if match else None
 
 
 def _check_reference(true_answer) -> str:
@@ -103,7 +118,8 @@ def _check_reference(true_answer) -> str:
 
 
 def parse_reference(true_answer: str) -> list:
-    """Math-Verify's parse of a dataset's (non-choice) reference answer (module docstring).
+    """Math-Verify's parse of a dataset's reference answer (module docstring; a multiple
+    choice, ``choice_of``, is compared by its letter instead).
 
     Args:
       true_answer: LaTeX (``\\frac{14}{3}``, ``$2^{1009}$``) or a plain number (``18``,
@@ -119,19 +135,17 @@ def parse_reference(true_answer: str) -> list:
     text = _rewrite_scientific(_check_reference(true_answer))
     if not text.startswith(("$", "\\(", "\\[")):
         text = f"${text}$"
-    return _math_verify().parse(text, **_timeouts())
+    return _math_verify().parse(text, **({} if _on_main_thread() else {"parsing_timeout": None}))
 
 
 def _choice_letter(completion: str) -> str | None:
     """The letter a completion answers a multiple choice with (module docstring), or None."""
-    mv = _math_verify()
-    strict = [mv.LatexExtractionConfig(try_extract_without_anchor=False)]
-    boxed = mv.parse(completion, strict, **_timeouts())
+    boxed = _parse(completion, choice_box=True)
     if boxed:
         letter = _CHOICE_TEXT.fullmatch(str(boxed[-1]))
         return letter[1].upper() if letter else None
-    anchored = _CHOICE_ANCHOR.findall(completion)
-    return anchored[-1].upper() if anchored else None
+    anchored = _CHOICE_ANCHOR.findall(completion)  # (letter in parentheses, bare capital)
+    return "".join(anchored[-1]).upper() if anchored else None
 
 
 def grade(completion: str, true_answer: str) -> Grade:
@@ -140,7 +154,7 @@ def grade(completion: str, true_answer: str) -> Grade:
     Args:
       completion: the model's generated text (str).
       true_answer: the dataset's reference answer: LaTeX, a number written as text, or
-        a choice letter A-J (see the module docstring).
+        a choice letter A-J (see ``choice_of`` and the module docstring).
 
     Returns:
       ``Grade(extracted, correct)``. A completion with no boxed or anchored answer (or a
@@ -153,16 +167,13 @@ def grade(completion: str, true_answer: str) -> Grade:
     """
     if not isinstance(completion, str):
         raise ValueError(f"completion must be a string, got {type(completion).__name__}")
-    reference_text = _check_reference(true_answer)
-    if is_choice(reference_text):
+    choice = choice_of(_check_reference(true_answer))
+    if choice is not None:
         letter = _choice_letter(completion)
-        return Grade(extracted=letter, correct=letter == reference_text)
-    mv = _math_verify()
-    reference = parse_reference(reference_text)
-    strict = [mv.LatexExtractionConfig(try_extract_without_anchor=False),
-              mv.ExprExtractionConfig(try_extract_without_anchor=False)]
-    answer = mv.parse(_rewrite_scientific(completion), strict, **_timeouts())
-    extracted = str(answer[-1]) if answer else None
-    verify_limits = {"timeout_seconds": None} if _timeouts() else {}
-    correct = bool(reference and answer and mv.verify(reference, answer, **verify_limits))
+        return Grade(extracted=letter, correct=letter == choice)
+    reference = parse_reference(true_answer)
+    answer = _parse(_rewrite_scientific(completion))
+    extracted = str(answer[-1]).rstrip(".") if answer else None  # a sentence's stop, at times
+    limits = {} if _on_main_thread() else {"timeout_seconds": None}
+    correct = bool(reference and answer and _math_verify().verify(reference, answer, **limits))
     return Grade(extracted=extracted, correct=correct)

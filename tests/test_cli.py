@@ -422,3 +422,46 @@ def test_answer_field_bad_input_is_named_before_loading(tmp_path, capsys, record
     with pytest.raises(SystemExit) as e:  # --model does not exist: any load would fail differently
         main(source + flags + ["--model", str(tmp_path)])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_console_script_exits_130_after_ctrl_c_anywhere(monkeypatch, capsys):
+    """run(): Ctrl-C inside the loop (main returns 130) or outside it (KeyboardInterrupt, e.g.
+    while loading) leaves through os._exit(130) -- no interpreter teardown; other codes exit
+    normally."""
+    from longflow_jax import cli
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit(code)  # os._exit never returns
+
+    def interrupted_while_loading(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    for fake_main in (interrupted_while_loading, lambda argv=None: 130):
+        monkeypatch.setattr(cli, "main", fake_main)
+        with pytest.raises(SystemExit):
+            cli.run()
+    assert exits == [130, 130] and "interrupted (Ctrl-C)" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "main", lambda argv=None: 0)
+    with pytest.raises(SystemExit) as e:
+        cli.run()
+    assert e.value.code == 0 and exits == [130, 130]
+
+
+def test_answer_field_numbers_of_any_size(tmp_path, capsys):
+    """A 401-digit integer answer is read as its digits (no float conversion overflows); one
+    past Python's 4300-digit limit is named as invalid JSON on its line."""
+    from longflow_jax import cli
+
+    p = cli.build_parser()
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "w5", "true_answer": 10**400}) + "\n")
+    _, _, answers = cli._read_prompts(p, p.parse_args(["--jsonl", str(data), "--answer-field", "true_answer"]))
+    assert answers == ["1" + "0" * 400]
+    data.write_text('{"question": "w5", "true_answer": 1' + "0" * 5000 + "}\n")
+    with pytest.raises(SystemExit):
+        cli._read_prompts(p, p.parse_args(["--jsonl", str(data), "--answer-field", "true_answer"]))
+    assert "line 1 is not valid JSON" in capsys.readouterr().err
