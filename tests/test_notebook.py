@@ -56,3 +56,8 @@ def test_quickstart_notebook_runs_and_keeps_the_budget():
         if prompt_len + answer_len <= budget:  # nothing evicted: the full cache's numbers
             assert lp == pytest.approx(full, abs=2e-3), budget
     assert prompt_len + answer_len <= 192, "the notebook's largest budget should not evict"
+
+    graded = re.findall(r"(LongFlow, 96 slots|full cache): extracted (None|'[^']*'), correct (True|False)", text)
+    assert [name for name, _, _ in graded] == ["LongFlow, 96 slots", "full cache"]
+    for _, extracted, correct in graded:  # the reference is 3: correct only with an answer of 3
+        assert correct == "False" or extracted == "'3'"
