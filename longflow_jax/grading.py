@@ -8,24 +8,24 @@ The parsing and the equivalence test are Math-Verify's (``math_verify.parse`` /
 ``math_verify.verify``, https://github.com/huggingface/Math-Verify); this module
 only decides how each side is handed to it:
 
-* the completion's answer is what Math-Verify finds in a ``\\boxed{}`` (several boxes
-  are read together as one list: ``\\boxed{3} and \\boxed{5}`` as ``3,5``) or after an
-  anchor such as "the final answer is" / "Answer:".  Unanchored text is not read: a
-  completion cut off while restating "12 * 5" must not score for the reference 60,
-  nor "2." of a numbered list count as an answer (Math-Verify's
-  ``try_extract_without_anchor=False``, its strict mode);
+* the completion's answer is what Math-Verify reads in its ``\\boxed{}`` (several boxes
+  are read together as one list: ``\\boxed{3} and \\boxed{5}`` as ``3,5``); a completion
+  without a box has no answer.  Unboxed statements are not read: Math-Verify's anchors
+  ("answer" followed by a number within a sentence or two) also fire on "Maria answered
+  45 questions", "the answer is not 60" and on reasoning cut off by max-new-tokens;
 * the reference answer is LaTeX or a plain number (``../shared/data/math``): it is
   parsed as one LaTeX formula (wrapped in ``$...$`` unless it already is);
 * on both sides a standalone scientific literal such as ``4.5e33`` is read as
-  ``4.5*10^33`` (LaTeX would read ``e`` as Euler's number, plain text stops at it);
-  so ``\\boxed{2e-1}`` means 0.2, never 2e - 1;
-* a reference that is a single letter A-J (GPQA's choices; also ``(C)`` or
-  ``\\text{(C)}``, as in MATH-500) is a multiple choice: the completion's answer is the
-  letter of its box (``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``,
-  ``\\boxed{C: 14}``, any case) or of an anchored statement ("Answer: C", "the answer is
-  (C).", "The correct option is **D**"), where a bare letter must be a capital followed by
-  the end of the sentence: "the answer is a combination of ..." and a loose "A" in the
-  text are not answers.
+  ``4.5*10^33`` (LaTeX would read ``e`` as Euler's number); so ``\\boxed{2e-1}`` means
+  0.2, never 2e - 1.  Math-Verify compares numbers after rounding to 6 decimal places,
+  so for references below ~1e-6 (a few Minerva rows) a boxed 0 passes too;
+* a reference ``C``, ``(C)`` or ``\\text{(C)}`` (letters A-J: GPQA, some MATH-500 rows)
+  is a multiple choice.  The completion's letter comes from a box that holds just the
+  choice (``\\boxed{C}``, ``\\boxed{(c)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C: 14}``), else
+  from the last statement "answer is C." / "Answer: (C)" / "**Final Answer:** C" /
+  "the correct option is D" whose letter ends the sentence (a bare letter must be a
+  capital).  Hedges and lists ("the answer is (C) or (D)", ``\\boxed{A. B. C. D.}``), a
+  loose "A", "answer (A) seems low" and "the answer is a combination" are no answer.
 """
 
 from __future__ import annotations
@@ -43,15 +43,19 @@ BOXED_INSTRUCTION = "Please reason step by step, and put your final answer withi
 _CHOICE_REFERENCE = re.compile(r"(?:\\text\{)?\(?([A-J])\)?\}?")
 # A scientific literal standing alone (not part of a word or a longer number).
 _SCIENTIFIC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w|\.\d)")
-# A choice as written inside a box or after an anchor: "C", "(C)", "\text{C}", "\textbf{(C)}",
-# "C: 14", "C. 14", "C) 14" -- the letter, then nothing or a separator.
-_CHOICE_TEXT = re.compile(r"\s*(?:\\text(?:bf)?\{)?\s*\(?([A-Ja-j])\)?\}?\s*(?:[:.)]\s*.*)?", re.S)
-# "answer is (C).", "Answer: C", "correct option is **(c)**", as the last such statement: a
-# letter in parentheses (any case), or a bare capital that ends the sentence (not "answer is a
-# combination", "answer is I think B").
+# A box holding one choice: "C", "(c)", "\text{C}", "\text{(C)}" (Math-Verify writes \textbf so),
+# "\mathrm{C}", or the letter and its option's text ("C: 14", "(C) 14") in which no other
+# standalone letter A-J appears (that would be a list or a hedge).
+_CHOICE_BOX = re.compile(r"\s*(?:\\(?:text|textbf|mathrm)\{)?\s*(\(([A-Ja-j])\)|([A-Ja-j]))\s*\}?"
+                         r"(?:\s*[:.]?\s+(?P<rest>.*?))?\s*", re.S)
+_OTHER_LETTER = re.compile(r"(?<![\w\\])[A-J](?!\w)")
+# "answer is (C).", "Answer: C", "**Final Answer:** C", "correct option is **(c)**": "answer",
+# "option" or "choice", then "is" or a colon, then the letter -- in parentheses (any case) or a
+# bare capital -- and then the end of the sentence (not "answer is (C) or (D)", "answer is a
+# combination", "answer (A) seems low", "answer: A) 2.5 eV").
 _CHOICE_ANCHOR = re.compile(
-    r"\b(?:answer|correct (?:option|choice))(?:\s+is)?\s*[:：]?\s*(?:\*\*)?"
-    r"(?:\(([A-Ja-j])\)|([A-J])(?=(?:\*\*)?\s*(?:$|[.,;:!)\n])))", re.I)
+    r"\b(?i:answer|option|choice)(?:\*\*)?\s*(?:(?i:is)|[:：])\s*(?:\*\*)?\s*"
+    r"(?:\(([A-Ja-j])\)|([A-J]))(?:\*\*)?(?=\s*(?:$|[.!]?\s*(?:$|\n)|\.\s))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +88,12 @@ def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _parse(text: str, *, choice_box: bool = False) -> list:
-    """Math-Verify's strict extraction (a box or an anchored statement) of ``text``;
-    ``choice_box``: LaTeX only (a choice's letter is read from the box's text)."""
+def _boxed(text: str) -> list:
+    """Math-Verify's reading of the ``\\boxed{}`` answer of ``text`` (empty without a box)."""
+    if "\\boxed" not in text:  # else Math-Verify would fall back to its loose anchors
+        return []
     mv = _math_verify()
-    configs = [mv.LatexExtractionConfig(try_extract_without_anchor=False)]
-    if not choice_box:
-        configs.append(mv.ExprExtractionConfig(try_extract_without_anchor=False))
+    configs = [mv.LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
     return mv.parse(text, configs, **({} if _on_main_thread() else {"parsing_timeout": None}))
 
 
@@ -140,11 +143,14 @@ def parse_reference(true_answer: str) -> list:
 
 def _choice_letter(completion: str) -> str | None:
     """The letter a completion answers a multiple choice with (module docstring), or None."""
-    boxed = _parse(completion, choice_box=True)
+    boxed = _boxed(completion)
     if boxed:
-        letter = _CHOICE_TEXT.fullmatch(str(boxed[-1]))
-        return letter[1].upper() if letter else None
-    anchored = _CHOICE_ANCHOR.findall(completion)  # (letter in parentheses, bare capital)
+        box = _CHOICE_BOX.fullmatch(str(boxed[-1]))
+        if box and not (box["rest"] and _OTHER_LETTER.search(box["rest"])):
+            return (box[2] or box[3]).upper()
+        if box or not re.fullmatch(r"[\d\s.,+\-*/^{}()\\a-z]*", str(boxed[-1])):
+            return None  # a list, a hedge or text: no answer (a number: a stated letter may follow)
+    anchored = _CHOICE_ANCHOR.findall(completion)  # [(letter in parentheses, bare capital)]
     return "".join(anchored[-1]).upper() if anchored else None
 
 
@@ -157,8 +163,9 @@ def grade(completion: str, true_answer: str) -> Grade:
         a choice letter A-J (see ``choice_of`` and the module docstring).
 
     Returns:
-      ``Grade(extracted, correct)``. A completion with no boxed or anchored answer (or a
-      reference Math-Verify cannot parse) grades as not correct.  Callable from any
+      ``Grade(extracted, correct)``. A completion with no answer (no box; for a multiple
+      choice neither a box nor an anchored letter), or a reference Math-Verify cannot
+      parse, grades as not correct.  Callable from any
       thread; Math-Verify's 5 s time limits apply in the main thread only.
 
     Raises:
@@ -172,7 +179,7 @@ def grade(completion: str, true_answer: str) -> Grade:
         letter = _choice_letter(completion)
         return Grade(extracted=letter, correct=letter == choice)
     reference = parse_reference(true_answer)
-    answer = _parse(_rewrite_scientific(completion))
+    answer = _boxed(_rewrite_scientific(completion))
     extracted = str(answer[-1]).rstrip(".") if answer else None  # a sentence's stop, at times
     limits = {} if _on_main_thread() else {"timeout_seconds": None}
     correct = bool(reference and answer and _math_verify().verify(reference, answer, **limits))

@@ -70,8 +70,12 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("so the total is \\boxed{17}.", "18", "17", False),
     ("First I got 3, but fixing the sum gives \\boxed{18}.", "18", "18", True),
     ("First \\boxed{3}, then \\boxed{18}.", "18", "3,18", False),  # several boxes: one list
-    ("The answer is 60.", "60", "60", True),  # anchored, no box
-    # unanchored text is no answer: a cut-off restatement, a numbered list, a loose number
+    # no box, no answer: a statement, a cut-off restatement, a numbered list, a loose number,
+    # and Math-Verify's own anchors' mistakes ("answered 45", "answer is not 60")
+    ("The answer is 60.", "60", None, False),
+    ("Okay, so Maria answered 45 questions on the test. She got 80% of them right, so", "45", None, False),
+    ("The answer is not 60. Let me recompute: 12 * 5 = ", "60", None, False),
+    ("The answer is 12 * 5", "60", None, False),
     ("We need 12 * 5", "60", None, False),
     ("Let us compute 3 + 4 first.", "7", None, False),
     ("2. Now, we can", "2", None, False),
@@ -87,7 +91,7 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("The flux is about \\boxed{4.5e33} erg/s.", "4.5e33", "4.5*10^33", True),
     ("\\boxed{4.5 \\times 10^{33}}", "4.5e33", "4.5 \\times 10^{33}", True),
     ("\\boxed{4.5e32}", "4.5e33", "4.5*10^32", False),
-    ("The answer is 4.5E+33.", "4.5e33", "4.5*10^33", True),
+    ("The answer is \\boxed{4.5E+33}.", "4.5e33", "4.5*10^33", True),
     ("\\boxed{4.5e-3}", "0.0045", "4.5*10^{-3}", True),
     ("\\boxed{0.2}", "2e-1", "0.2", True),
     # multiple choice: a box or an anchored statement, in any usual form; a loose letter is not
@@ -108,6 +112,18 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("\\boxed{c}", "\\text{(C)}", "C", True),
     ("A classic example of a mathematical concept.", "A", None, False),
     ("I think the answer is a combination of both effects, so I am unsure.", "A", None, False),
+    ("The value is \\boxed{14}, so the answer is (C).", "\\text{(C)}", "C", True),  # number boxed
+    ("**Final Answer:** C", "\\text{(C)}", "C", True),
+    ("The answer is C.\n\nExplanation: the others ...", "C", "C", True),
+    # hedges, lists and mentions are no answer
+    ("Let's evaluate answer (A) first. The energy would be", "A", None, False),
+    ("Okay, let me look at each possible answer:\nA) 2.5 eV\nB) 3.1 eV\n...so", "A", None, False),
+    ("The answer is A, but B is also plausible.", "A", None, False),
+    ("The answer is (C) or (D)", "C", None, False),
+    ("The answer is a.", "A", None, False),
+    ("\\boxed{(C) \\text{ and } (D)}", "C", None, False),
+    ("\\boxed{A. B. C. D.}", "A", None, False),
+    ("\\boxed{C. Actually D}", "C", None, False),
     ("To answer a question like this, we need more data.", "A", None, False),
     ("The answer is I think B", "B", None, False),
     ("Option A is not a valid solution. Option B is not either.", "A", None, False),
