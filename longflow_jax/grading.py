@@ -17,8 +17,9 @@ only decides how each side is handed to it:
   parsed as one LaTeX formula (wrapped in ``$...$`` unless it already is);
 * on both sides a standalone scientific literal such as ``4.5e33`` is read as
   ``4.5*10^33`` (LaTeX would read ``e`` as Euler's number); so ``\\boxed{2e-1}`` means
-  0.2, never 2e - 1.  Math-Verify compares numbers after rounding to 6 decimal places,
-  so for references below ~1e-6 (a few Minerva rows) a boxed 0 passes too;
+  0.2, never 2e - 1.  Math-Verify compares numbers rounded to 6 decimal places; for a
+  numeric reference below 1 in magnitude the places grow with its leading zeros (6 for
+  0.5, 8 for 0.006, 13 for 1.24e-8), else a boxed 0 would pass for Minerva's tiny references;
 * a reference ``C``, ``(C)`` or ``\\text{(C)}`` (letters A-J: GPQA, some MATH-500 rows)
   is a multiple choice.  The completion's letter comes from a box that holds just the
   choice (``\\boxed{C}``, ``\\boxed{(c)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C: 14}``), else
@@ -31,6 +32,7 @@ only decides how each side is handed to it:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import threading
 
@@ -108,6 +110,17 @@ def _rewrite_scientific(text: str) -> str:
     return _SCIENTIFIC.sub(as_power, text)
 
 
+def _decimal_places(reference: list) -> int:
+    """Math-Verify's ``float_rounding`` for a reference: 6 places, plus the leading zeros of a
+    number below 1 in magnitude (module docstring)."""
+    try:
+        value = abs(float(reference[0]))
+    except (TypeError, ValueError, IndexError, OverflowError):  # not a plain number
+        return 6
+    zeros = math.ceil(-math.log10(value)) - 1 if 0 < value < 1 else 0  # 0.006: 2, 0.5: 0
+    return 6 + max(zeros, 0)
+
+
 def choice_of(true_answer: str) -> str | None:
     """The letter of a multiple-choice reference (``C``, ``(C)``, ``\\text{(C)}``; A-J), else None."""
     match = _CHOICE_REFERENCE.fullmatch(true_answer.strip())
@@ -182,5 +195,7 @@ def grade(completion: str, true_answer: str) -> Grade:
     answer = _boxed(_rewrite_scientific(completion))
     extracted = str(answer[-1]).rstrip(".") if answer else None  # a sentence's stop, at times
     limits = {} if _on_main_thread() else {"timeout_seconds": None}
-    correct = bool(reference and answer and _math_verify().verify(reference, answer, **limits))
+    places = _decimal_places(reference)
+    correct = bool(reference and answer and _math_verify().verify(
+        reference, answer, float_rounding=places, numeric_precision=max(15, places + 3), **limits))
     return Grade(extracted=extracted, correct=correct)

@@ -94,6 +94,12 @@ def test_every_reference_grades_its_own_boxed_answer(name, rng):
     ("The answer is \\boxed{4.5E+33}.", "4.5e33", "4.5*10^33", True),
     ("\\boxed{4.5e-3}", "0.0045", "4.5*10^{-3}", True),
     ("\\boxed{0.2}", "2e-1", "0.2", True),
+    # tiny references keep their significant digits (Math-Verify alone rounds to 6 places)
+    ("\\boxed{0.0}", "1.24e-8", "0.0", False),
+    ("\\boxed{2e-27}", "1.325e-27", "2*10^{-27}", False),
+    ("\\boxed{1.325 \\times 10^{-27}}", "1.325e-27", "1.325 \\times 10^{-27}", True),
+    ("\\boxed{0.0000000124}", "1.24e-8", "0.0000000124", True),
+    ("\\boxed{0.333333}", "\\frac{1}{3}", "0.333333", True),  # 6 places, as Math-Verify
     # multiple choice: a box or an anchored statement, in any usual form; a loose letter is not
     ("Comparing the options, the answer is \\boxed{C}.", "C", "C", True),
     ("Answer: C", "C", "C", True),
