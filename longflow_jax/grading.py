@@ -83,11 +83,12 @@ def _math_verify():
     return math_verify
 
 
-def _on_main_thread() -> bool:
+def _limits(name: str) -> dict:
     """Math-Verify's time limits (5 s per parse / comparison; sympy can hang on adversarial
     input) work by ``signal.alarm``, which only the main thread may use: elsewhere (a grading
-    thread pool) they are turned off, as Math-Verify asks."""
-    return threading.current_thread() is threading.main_thread()
+    thread pool) ``name`` (``parsing_timeout`` / ``timeout_seconds``) is turned off, as
+    Math-Verify asks."""
+    return {} if threading.current_thread() is threading.main_thread() else {name: None}
 
 
 def _boxed(text: str) -> list:
@@ -96,7 +97,7 @@ def _boxed(text: str) -> list:
         return []
     mv = _math_verify()
     configs = [mv.LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
-    return mv.parse(text, configs, **({} if _on_main_thread() else {"parsing_timeout": None}))
+    return mv.parse(text, configs, **_limits("parsing_timeout"))
 
 
 def _rewrite_scientific(text: str) -> str:
@@ -121,16 +122,20 @@ def _decimal_places(reference: list) -> int:
     return 6 + max(zeros, 0)
 
 
-def choice_of(true_answer: str) -> str | None:
-    """The letter of a multiple-choice reference (``C``, ``(C)``, ``\\text{(C)}``; A-J), else None."""
-    match = _CHOICE_REFERENCE.fullmatch(true_answer.strip())
-    return match[1] if match else None
-
-
 def _check_reference(true_answer) -> str:
     if not isinstance(true_answer, str) or not true_answer.strip():
         raise ValueError(f"true_answer must be a non-empty string, got {true_answer!r}")
     return true_answer.strip()
+
+
+def choice_of(true_answer: str) -> str | None:
+    """The letter of a multiple-choice reference (``C``, ``(C)``, ``\\text{(C)}``; A-J), else None.
+
+    Raises:
+      ValueError: ``true_answer`` is not a non-empty string.
+    """
+    match = _CHOICE_REFERENCE.fullmatch(_check_reference(true_answer))
+    return match[1] if match else None
 
 
 def parse_reference(true_answer: str) -> list:
@@ -151,7 +156,7 @@ def parse_reference(true_answer: str) -> list:
     text = _rewrite_scientific(_check_reference(true_answer))
     if not text.startswith(("$", "\\(", "\\[")):
         text = f"${text}$"
-    return _math_verify().parse(text, **({} if _on_main_thread() else {"parsing_timeout": None}))
+    return _math_verify().parse(text, **_limits("parsing_timeout"))
 
 
 def _choice_letter(completion: str) -> str | None:
@@ -178,8 +183,8 @@ def grade(completion: str, true_answer: str) -> Grade:
     Returns:
       ``Grade(extracted, correct)``. A completion with no answer (no box; for a multiple
       choice neither a box nor an anchored letter), or a reference Math-Verify cannot
-      parse, grades as not correct.  Callable from any
-      thread; Math-Verify's 5 s time limits apply in the main thread only.
+      parse, grades as not correct.  Callable from any thread; Math-Verify's 5 s time
+      limits apply in the main thread only.
 
     Raises:
       ValueError: ``completion`` is not a string, or ``true_answer`` is not a
@@ -187,15 +192,15 @@ def grade(completion: str, true_answer: str) -> Grade:
     """
     if not isinstance(completion, str):
         raise ValueError(f"completion must be a string, got {type(completion).__name__}")
-    choice = choice_of(_check_reference(true_answer))
+    choice = choice_of(true_answer)
     if choice is not None:
         letter = _choice_letter(completion)
         return Grade(extracted=letter, correct=letter == choice)
     reference = parse_reference(true_answer)
     answer = _boxed(_rewrite_scientific(completion))
     extracted = str(answer[-1]).rstrip(".") if answer else None  # a sentence's stop, at times
-    limits = {} if _on_main_thread() else {"timeout_seconds": None}
     places = _decimal_places(reference)
     correct = bool(reference and answer and _math_verify().verify(
-        reference, answer, float_rounding=places, numeric_precision=max(15, places + 3), **limits))
+        reference, answer, float_rounding=places, numeric_precision=max(15, places + 3),
+        **_limits("timeout_seconds")))
     return Grade(extracted=extracted, correct=correct)
