@@ -271,9 +271,9 @@ def _read_prompts(p: argparse.ArgumentParser,
         if not rec[field].strip():
             p.error(f"--jsonl {a.jsonl} line {n}: field {field!r} is empty")
         if a.answer_field is not None:
-            answer = rec.get(a.answer_field)
             if a.answer_field not in rec:
                 p.error(f"--jsonl {a.jsonl} line {n} has no field {a.answer_field!r} (--answer-field)")
+            answer = rec[a.answer_field]
             if (isinstance(answer, int) and not isinstance(answer, bool)) or \
                     (isinstance(answer, float) and math.isfinite(answer)):
                 answer = str(answer)  # a JSON number: 18 -> "18" (NaN / Infinity are refused)

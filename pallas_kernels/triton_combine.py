@@ -66,8 +66,8 @@ _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range
 # 128 x 1024 (run 84's profile: the combine is latency-bound at 4 programs per SM).
 NUM_WARPS = 4
 STEP_ELEMS = 4096  # partials per importance step of the axis row sum
-OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-87)
 ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
+OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-87)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
 # Combine programs resident at once (4 per SM of the H200's 132: 4 warps at <= 128
