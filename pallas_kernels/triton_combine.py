@@ -59,22 +59,25 @@ from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
-# already the next step's.  4 warps / 8192 against 8 warps / 16384 (runs 10-40), GPU time:
-# 30.5 vs 35.2 us at 128 x 8192, 8.7 vs 9.6 us at 8 x 2048 (run 41); 4096 against 8192
-# (runs 85-86, same lease): 29.1 vs 31.6 us at 128 x 8192, 105 vs 112 at 128 x 32768,
-# 11.6 vs 12.0 at 8 x 32768, 4.1 vs 4.3 at 8 x 2048, 3.4 vs 3.8 at 1 x 1024, equal at
-# 128 x 1024 (run 84's profile: the combine is latency-bound at 4 programs per SM).
-NUM_WARPS = 4
-STEP_ELEMS = 4096  # partials per importance step of the axis row sum
-ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; 8192: 159 regs)
-OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-87)
+# already the next step's.  The combine is latency-bound (run 84's profile: 4 programs of
+# 4 warps per SM, DRAM 48%), so what counts is loads in flight per SM.  GPU time, same
+# lease each: 4 warps / 8192 against 8 warps / 16384 (runs 10-40): 30.5 vs 35.2 us at
+# 128 x 8192 (run 41); 4 warps / 4096 against 4 warps / 8192: 29.1 vs 31.6 us (runs 85-86);
+# 2 warps / 2048 at 8 programs per SM against 4 warps / 4096 at 4 (runs 88-89): 23.4-23.8
+# vs 28.8-29.2 us at 128 x 8192, 8.7-9.0 vs 11.7-11.9 at 32 x 8192, 84.6 vs 104.5 at
+# 128 x 32768, 3.9 vs 4.1 at 8 x 2048, 3.0 vs 3.4 at 1 x 1024; 1 warp at 16 per SM, 1024-
+# partial steps, 12 per SM and 4 warps / 2048 were each equal or slower.
+NUM_WARPS = 2
+STEP_ELEMS = 2048  # partials per importance step of the axis row sum
+ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72, 4 warps: faster than 32768; 8192: 159 regs)
+OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-89)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
-# Combine programs resident at once (4 per SM of the H200's 132: 4 warps at <= 128
-# registers): the default KernelConfig.combine_programs, the round size of the
-# chunk-count model.  Run 82 (GPU time, axis sum, against run 41's 3 per SM):
-# 31.6 vs 32.3 us at 128 x 8192, 12.0 vs 14.1 at 32 x 8192 and 8 x 32768; 660 lost.
-TARGET_PROGRAMS = 4 * 132
+# Combine programs resident at once: the default KernelConfig.combine_programs, the
+# round size of the chunk-count model.  8 per SM of the H200's 132 for 2-warp programs
+# (runs 88-89: 12 per SM was 0.7 us slower at 128 x 8192); with 4 warps, 4 per SM was
+# best (run 82: 31.6 vs 32.3 us for 3 per SM at 128 x 8192, 12.0 vs 14.1 at 32 x 8192).
+TARGET_PROGRAMS = 8 * 132
 _MAX_CHUNKS = 128  # the last chunk of a row reduces all chunk minima in one load
 
 _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2

@@ -147,7 +147,7 @@ class KernelConfig:
     # Combine programs resident at once, the round size of the model that cuts
     # each row's importance merge into slot chunks (triton_combine.plan_combine).
     combine_programs: int = _COMBINE_PROGRAMS
-    # The combine's warps per program (run 41's measured best), its importance
+    # The combine's warps per program (2: runs 88-89's best), its importance
     # row sum (True: a loop over the query-head rows, False or None: a sum over
     # the loaded block's axis, triton_combine.plan_combine, runs 72-80) and
     # partials loaded per importance step (a power of two >= 256; None: the
@@ -194,10 +194,10 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     than run 1-15's ``ceil(528 / (batch * kv_heads))`` at batch 8 and 32,
     benchmarks/NOTES.md run 17).  Importance partials are stored in the
     input's precision: bf16 for bf16, fp32 for fp32 (see the module docstring
-    for the traffic and error this trades).  ``combine_programs`` (default 528 = 4 per
-    SM, run 82) is the combine's resident programs per round, from which it chooses
+    for the traffic and error this trades).  ``combine_programs`` (default 1056 = 8 per
+    SM of 2 warps, runs 88-89) is the combine's resident programs per round, from which it chooses
     how many slot chunks each row's importance merge gets; ``combine_warps``
-    (default 4), ``combine_row_loop`` (the importance row sum's method, None =
+    (default 2), ``combine_row_loop`` (the importance row sum's method, None =
     ``triton_combine.plan_combine``'s default, the axis sum) and
     ``combine_step_elems`` (partials per importance step, None = the method's
     default) shape the combine's programs.  ``v_l1_dot`` computes ``||v||_1``

@@ -274,14 +274,15 @@ def test_split_count_fills_whole_waves(rng):
 
 def test_combine_chunk_counts(rng):
     """The combine's chunk counts (32/8 heads, head_dim 128, bf16, importance summed over heads):
-    the launches measured best in runs 43, 82 and 85-86 (4 chunks = one round of 528 resident
-    programs at 128 x 8192, one-step chunks at 8 x 2048, steps of 4096 partials; the default row
-    sum is the axis sum, run 80) and the row loop's plans, and every chunk of any plan has tiles."""
+    the launches measured best in runs 43, 82 and 85-89 (8 chunks = one round of 1056 resident
+    2-warp programs at 128 x 8192, one-step chunks at 8 x 2048, steps of 2048 partials; the
+    default row sum is the axis sum, run 80) and the row loop's plans, and every chunk of any plan
+    has tiles."""
     from pallas_kernels import triton_combine
     expected = {  # (chunks, steps per chunk, row loop): default (axis) plan, row-loop plan
-        (128, 8192): ((4, 16, False), (4, 4, True)), (8, 2048): ((16, 1, False), (4, 1, True)),
-        (128, 1024): ((4, 2, False), (2, 1, True)),
-        (32, 8192): ((16, 4, False), (16, 1, True)), (1, 1024): ((8, 1, False), (2, 1, True))}
+        (128, 8192): ((8, 16, False), (8, 2, True)), (8, 2048): ((32, 1, False), (4, 1, True)),
+        (128, 1024): ((8, 2, False), (2, 1, True)),
+        (32, 8192): ((32, 4, False), (16, 1, True)), (1, 1024): ((16, 1, False), (2, 1, True))}
     for (batch, slots), (axis, rows) in expected.items():
         cfg = triton_decode.plan_config(batch, 8, slots, 128, jnp.bfloat16)
         for row_loop, want in ((None, axis), (False, axis), (True, rows)):
