@@ -30,6 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+try:  # public name; kept importable across jax versions
+    from jax.core import Tracer as _Tracer
+except ImportError:  # pragma: no cover
+    from jax._src.core import Tracer as _Tracer
+
 from longflow_jax import layers as L
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer, write_token
@@ -285,6 +290,11 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
 # ----------------------------------------------------------------------------- decode
 
 
+def is_concrete(x) -> bool:
+    """True for values known now (not abstract tracers inside an outer ``jax.jit``)."""
+    return not isinstance(x, _Tracer)
+
+
 def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.Array, *,
                 cfg: ModelConfig, attn_impl: str = "auto"):
     """One decode step: write ``token`` into each layer's chosen slot, attend, choose the next slot.
@@ -315,8 +325,11 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
       ValueError: (at trace time) ``buffer`` not shaped for ``cfg`` (layers,
         KV heads, head_dim) or its K/V dtype not the parameters' dtype (e.g. a
         bfloat16 buffer with float32 parameters); ``token`` or ``position``
-        not an integer ``[batch]`` array matching the buffer's batch.  Values
-        are traced and not range checked: ids must lie in ``[0, vocab)``.
+        not an integer ``[batch]`` array matching the buffer's batch; for
+        NumPy arrays, a ``token`` outside ``[0, vocab)`` or a negative
+        ``position``.  jax arrays are not read back (that would stall the
+        device) and traced values cannot be: their ids must lie in
+        ``[0, vocab)`` (an out-of-range id reads a clamped embedding row).
     """
     check_params_cfg(params, cfg)
     _check_buffer(buffer, params, cfg)
@@ -325,6 +338,12 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
         if getattr(x, "shape", None) != (batch,) or not jnp.issubdtype(x.dtype, jnp.integer):
             raise ValueError(f"{name} must be an integer array of shape [batch] = ({batch},) (the buffer's "
                              f"batch), got {getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', x)!r}")
+    for name, x, low, high in (("token", token, 0, cfg.vocab_size), ("position", position, 0, 2**31)):
+        if isinstance(x, np.ndarray):  # host data; reading a device array back would stall it
+            values = x
+            if values.min() < low or values.max() >= high:
+                raise ValueError(f"{name} must hold values in [{low}, {high}), got values in "
+                                 f"[{values.min()}, {values.max()}]")
     inv_freq = L.rope_inv_freq(cfg)
     scale = cfg.head_dim ** -0.5
     x = params["embed"][token]  # [B, E]

@@ -414,6 +414,14 @@ def test_bad_low_level_arguments_fail_early(tiny_models):
                             (one, one.astype(jnp.float32))):
         with pytest.raises(ValueError, match="must be an integer array of shape \\[batch\\] = \\(1,\\)"):
             decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
+    vocab = m.cfg.vocab_size
+    one = np.asarray([7], np.int32)  # NumPy ids are range checked (jax arrays are not read back)
+    for token, position, match in ((one * 0 + vocab, one, f"token must hold values in \\[0, {vocab}\\), "
+                                    f"got values in \\[{vocab}, {vocab}\\]"),
+                                   (one * 0 - 1, one, "token must hold values in \\[0, "),
+                                   (one, one * 0 - 3, "position must hold values in \\[0, 2147483648\\)")):
+        with pytest.raises(ValueError, match=match):
+            decode_step(m.params, state.buffer, token, position, cfg=m.cfg, attn_impl="xla")
 
 
 def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
