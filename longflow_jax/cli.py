@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "distinct seed hashed from (seed, batch number)")
     p.add_argument("--attn-impl", choices=("auto", "xla", "triton", "mosaic"), default="auto")
     p.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (default: apply the chat template)")
-    p.add_argument("--system", help="optional system message for the chat template")
+    p.add_argument("--system", help="system message for the chat template (default: the template's own, "
+                   "SmolLM2's 'You are a helpful AI assistant ...'; '' for an empty system turn)")
     p.add_argument("--output", help="write one JSON record per prompt to this JSON-lines file (replaced when the "
                                     "run completes; an interrupted run leaves FILE.partial)")
     return p
@@ -292,7 +293,8 @@ def _read_prompts(p: argparse.ArgumentParser,
 
 def _encode(tokenizer, text: str, chat: bool, system: str | None) -> list[int]:
     if chat and getattr(tokenizer, "chat_template", None):
-        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        msgs = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": text}]  # None: the template's default system turn, if any
         rendered = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
         return tokenizer(rendered, add_special_tokens=False)["input_ids"]
     return tokenizer(text)["input_ids"]

@@ -47,9 +47,16 @@ BUFFER_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.
 
 
 def check_params_cfg(params, cfg) -> None:
-    """TypeError unless ``params`` is a parameter mapping and ``cfg`` a :class:`ModelConfig` (checked first).
+    """Checks that ``params`` is a parameter mapping shaped for ``cfg``, a :class:`ModelConfig`.
 
-    Catches e.g. ``cfg=None`` or ``generate(cfg, params, ...)`` (swapped) before any tracing.
+    Catches e.g. ``cfg=None``, ``generate(cfg, params, ...)`` (swapped) or the
+    parameters of another model before any tracing.  Shapes only (static, so
+    traced parameters pass too); extra entries are ignored.
+
+    Raises:
+      TypeError: ``cfg`` not a ModelConfig (checked first) or ``params`` not a mapping.
+      ValueError: an entry of :func:`param_shapes` missing from ``params`` or
+        shaped differently (named by its path, e.g. ``layers/wq``).
     """
     swapped = " (the order is params, cfg: swapped?)" if isinstance(params, ModelConfig) else ""
     if not isinstance(cfg, ModelConfig):
@@ -57,6 +64,18 @@ def check_params_cfg(params, cfg) -> None:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be the parameter dict (load_model(...).params or Decoder.params()), "
                         f"got {type(params).__name__}{swapped}")
+
+    def walk(tree, shapes, prefix):
+        for name, shape in shapes.items():
+            if not isinstance(tree, Mapping) or name not in tree:
+                raise ValueError(f"params has no {prefix}{name} (this cfg's parameters: param_shapes(cfg))")
+            if isinstance(shape, dict):
+                walk(tree[name], shape, f"{prefix}{name}/")
+            elif tuple(getattr(tree[name], "shape", ())) != shape:
+                raise ValueError(f"params {prefix}{name} has shape {getattr(tree[name], 'shape', None)}, "
+                                 f"expected {shape} for this cfg (another model's parameters?)")
+
+    walk(params, param_shapes(cfg), "")
 
 
 def check_int(name: str, value, least: int, most: int | None = None, note: str = "") -> int:
@@ -69,7 +88,8 @@ def check_int(name: str, value, least: int, most: int | None = None, note: str =
     """
     if not _is_int(value) or value < least or (most is not None and value > most):
         allowed = f"in [{least}, {most}]" if most is not None else f">= {least}"
-        raise ValueError(f"{name} must be an integer {allowed}{note}, got {value!r}")
+        kind = " (a Python int: it sets array shapes, so it cannot be a jax array)" if isinstance(value, jax.Array) else ""
+        raise ValueError(f"{name} must be an integer {allowed}{note}{kind}, got {value!r}")
     return int(value)
 
 

@@ -181,7 +181,12 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
                 v_l1_dot: bool | None = None) -> KernelConfig:
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
-    Any argument given overrides the heuristic (used by the benchmark sweep).
+    Any argument given overrides the heuristic (used by the benchmark sweep),
+    except that every split needs at least one tile: ``num_splits`` is capped
+    at the number of ``block_k`` tiles and then lowered to the fewest splits
+    of ``ceil(tiles / num_splits)`` tiles each (e.g. 4 asked, 64 slots in one
+    64-slot tile -> 1; 10 asked for 16 tiles -> 8 of 2); read the returned
+    config's ``num_splits``.
     Defaults (benchmarks/NOTES.md, runs 3-6), with ``head_dim_p`` = head_dim
     padded to a power of two >= 16: bf16 -> "pvt" with
     ``min(128, 16384 // (head_dim_p * 2))`` slots per tile (64 at head_dim 128),

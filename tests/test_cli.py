@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_checkpoint
+from longflow_jax import cli
 from longflow_jax.cli import main
 
 
@@ -465,3 +466,24 @@ def test_answer_field_numbers_of_any_size(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli._read_prompts(p, p.parse_args(["--jsonl", str(data), "--answer-field", "true_answer"]))
     assert "line 1 is not valid JSON" in capsys.readouterr().err
+
+
+def test_system_message_none_empty_and_given():
+    """--system absent leaves the template's default; '' is an explicit empty system turn, not absent."""
+    class Recorder:
+        chat_template = "{{ messages }}"
+
+        def apply_chat_template(self, msgs, add_generation_prompt, tokenize):
+            self.msgs = msgs
+            return "rendered"
+
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [len(text)]}
+
+    tok = Recorder()
+    user = {"role": "user", "content": "hi"}
+    for system, want in ((None, [user]), ("", [{"role": "system", "content": ""}, user]),
+                         ("be brief", [{"role": "system", "content": "be brief"}, user])):
+        assert cli._encode(tok, "hi", True, system) == [len("rendered")]
+        assert tok.msgs == want, system
+    assert cli._encode(tok, "hello", False, "ignored") == [5]  # no template: the raw text

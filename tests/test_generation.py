@@ -339,6 +339,8 @@ def test_repetition_penalty_bookkeeping_end_to_end(tiny_models, rng):
     (dict(attn_impl="triton"), "needs a CUDA GPU"),
     (dict(attn_impl="mosaic"), "needs a TPU"),
     (dict(forced=[[10**6]]), "forced\\[0\\] holds token ids outside"),
+    (dict(prompts=[[3, 2**70]]), "prompts\\[0\\] holds token ids outside \\[0, \\d+\\): \\[1180591620717411303424\\]"),
+    (dict(budget=jnp.int32(16)), "budget must be an integer .*\\(a Python int: it sets array shapes"),
     (dict(policy="h2o"), "policy must be one of"),
     (dict(policy="full"), "policy 'full' sizes the buffer"),
     (dict(max_new_tokens=0), "max_new_tokens must be an integer in \\[1, 2\\*\\*31 - 1\\]"),
@@ -457,6 +459,15 @@ def test_wrong_types_at_entry_points_raise_type_errors(tiny_models):
                          repetition_penalty=jnp.float32(1.0), do_sample=True)
     with pytest.raises(ValueError, match="sampling.top_p must be in \\(0, 1\\], got 2.0"):
         L.decode_chunk(m.params, state, forced, bad, cfg=m.cfg)
+    # Parameters that do not fit cfg are named by path before any tracing.
+    no_layers = {k: v for k, v in m.params.items() if k != "layers"}
+    narrow = {**m.params, "layers": {**m.params["layers"], "wq": m.params["layers"]["wq"][..., :-1]}}
+    for params, match in ((no_layers, "params has no layers \\(this cfg's parameters"),
+                          (narrow, "params layers/wq has shape \\(\\d+, \\d+, \\d+\\), expected")):
+        with pytest.raises(ValueError, match=match):
+            G.generate(params, m.cfg, [[5, 6]], max_new_tokens=4, budget=8)
+        with pytest.raises(ValueError, match=match):
+            L.decode_chunk(params, state, forced, sp, cfg=m.cfg)
 
 
 def test_direct_sampling_params_are_checked_only_when_concrete():
