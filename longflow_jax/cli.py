@@ -542,8 +542,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({totals['prefill_s']:.2f} s, compile included)", file=sys.stderr)
     print(f"decode           {totals['generated'] / max(totals['decode_s'], 1e-9):.1f} tokens/s "
           f"({totals['decode_s']:.2f} s, compile included)", file=sys.stderr)
-    print(f"KV buffer        {_fmt_bytes(last.buffer_bytes)} (fixed) vs full cache "
-          f"{_fmt_bytes(last.full_cache_bytes)} for the last batch", file=sys.stderr)
+    # The buffer is sized before decoding (padded prompt bucket + max-new-tokens for "full"), the full
+    # cache from the tokens actually held, so a row that stops early can make the buffer the larger.
+    print(f"KV buffer        {_fmt_bytes(last.buffer_bytes)} (fixed before decoding) vs full cache "
+          f"{_fmt_bytes(last.full_cache_bytes)} for the last batch's tokens", file=sys.stderr)
     if answers is not None:
         n = totals["graded"]
         print(f"accuracy         {totals['correct']} / {n} = {100 * totals['correct'] / n:.1f}% "
