@@ -288,6 +288,9 @@ def _read_prompts(p: argparse.ArgumentParser,
             break
     if not prompts:
         p.error(f"--jsonl {a.jsonl} holds no records")
+    if a.limit is not None and len(prompts) < a.limit:  # so runs meant to compare are seen to differ
+        print(f"note: --limit {a.limit}, but --jsonl {a.jsonl} holds only {len(prompts)} records: "
+              f"running all {len(prompts)}", file=sys.stderr)
     return prompts, sources, (answers if a.answer_field is not None else None)
 
 

@@ -56,7 +56,19 @@ def test_jsonl_batch_writes_one_record_per_prompt(model_dir, tmp_path, capsys):
                                       "max_new_tokens": 12}
     assert not (tmp_path / "out.jsonl.partial").exists()
     assert out.stat().st_mode & 0o044  # readable by group/others under the default umask
-    assert "tokens/s" in stderr and "KV buffer" in stderr
+    assert "tokens/s" in stderr and "KV buffer" in stderr and "note: --limit" not in stderr
+
+
+def test_limit_past_the_file_says_so(tmp_path, capsys):
+    """--limit larger than the file runs every record and says how many (runs meant to compare differ)."""
+    data = tmp_path / "q.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"q{i}"}) for i in range(2)) + "\n")
+    parser = cli.build_parser()
+    for limit, note in ((5, True), (2, False), (1, False)):
+        prompts, _, _ = cli._read_prompts(parser, parser.parse_args(["--jsonl", str(data), "--limit", str(limit)]))
+        assert prompts == ["q0", "q1"][:limit]
+        err = capsys.readouterr().err
+        assert (f"note: --limit 5, but --jsonl {data} holds only 2 records: running all 2" in err) == note, err
 
 
 def test_single_prompt_streams_text(model_dir, capsys):
