@@ -69,7 +69,7 @@ _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range
 # partial steps, 12 per SM and 4 warps / 2048 were each equal or slower.
 NUM_WARPS = 2
 STEP_ELEMS = 2048  # partials per importance step of the axis row sum
-ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72, 4 warps: faster than 32768; 8192: 159 regs)
+ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; run 94, 2 warps: 39.7 us vs 46.5 for 8192)
 OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-89)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
 _MAX_STEP_SLOTS = 1024
@@ -147,7 +147,8 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     128 x 8192, 11.3 vs 14.1 us at 32 x 8192) and the slower in every lease of
     runs 77-80 with the same SASS offline (65.7 vs 32.2 us, 26.0 vs 14.0 us;
     benchmarks/NOTES.md); the cause is not known, so the axis sum is the
-    default and the row loop an option.
+    default and the row loop an option.  Against the 2-warp axis sum of runs
+    88-89 it is slower still (run 94: 39.7 vs 23.5 us, 19.5 vs 9.0 us).
     ``step_elems`` (None = the method's default) overrides the step size.
 
     Raises:
