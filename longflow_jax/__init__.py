@@ -1,7 +1,7 @@
 """longflow-jax: LongFlow (arXiv 2603.11504) fixed-budget KV-cache decoding in JAX.
 
 Data flow: :func:`load_model` -> :func:`start` (prefill, SnapKV) -> :func:`decode_chunk`
-(jitted steps: attention -> importance -> evict -> scatter -> sample).  :func:`generate`
+(jitted steps: sample -> scatter into the evicted slot -> attention + importance -> choose the next slot).  :func:`generate`
 drives it from the host; :func:`score_continuation` teacher-forces a continuation.
 """
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text appended to every prompt after a blank line (default: none; with --answer-field: "
                         "'%s'; '' or blank for none)" % _grading_instruction().replace("%", "%%"))
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow)")
+    size.add_argument("--budget", type=int, help="KV slots per layer (default 128 for longflow and longflow-per-head)")
     size.add_argument("--compression", type=float, help="fraction of prompt+output tokens evicted, in (0, 1), e.g. 0.8")
     p.add_argument("--policy", choices=("longflow", "longflow-per-head", "full"), default="longflow",
                    help="longflow: one eviction per layer (paper default); longflow-per-head: one per KV head; "

@@ -84,7 +84,11 @@ class ModelConfig:
 
         Raises:
           UnsupportedModelError: unknown architecture, sliding-window attention,
-            MLP bias, or an unsupported ``rope_scaling`` type (the message names it).
+            MLP bias, an unsupported ``rope_scaling`` type, a size field < 1,
+            attention heads not a multiple of KV heads, or an odd head_dim
+            (the message names it).
+          KeyError: a required field (e.g. ``num_attention_heads``,
+            ``vocab_size``) missing from ``hf``.
         """
         archs = hf.get("architectures") or []
         arch = archs[0] if archs else {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",

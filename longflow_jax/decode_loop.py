@@ -1,4 +1,4 @@
-"""The jitted decode loop: prefill -> chunks of decode steps (attention -> importance -> evict -> scatter) -> sample.
+"""The jitted decode loop: prefill -> chunks of decode steps (sample -> scatter -> attention + importance -> evict).
 
 Everything per token happens inside ``jax.jit``: :func:`decode_chunk` runs a
 fixed number of steps (``chunk``) with ``lax.scan``, the state (KV buffer
@@ -6,14 +6,17 @@ included) donated, so the host only sees the tokens once per chunk (streaming)
 and nothing recompiles as generation gets longer.  ``max_new_tokens`` is a
 traced value, so 50 and 5,000 tokens use the same compiled functions.
 
-Padding scheme (the only source of recompilation besides batch size and
-budget): prompts are left-padded to :func:`prompt_bucket` lengths, i.e. the
-next power of two >= 16.
+Padding scheme: prompts are left-padded to :func:`prompt_bucket` lengths,
+i.e. the next power of two >= 16, so prompt length recompiles only per bucket.
+Other static inputs compile again when they change: batch size, budget, chunk
+length, ``stop_ids``, ``attn_impl``, the policy (``per_kv_head``), dtypes and
+``do_sample``.
 
 Token flow: prefill yields the logits for the first new token.  Each step
 samples (or, for teacher forcing, takes the given token), emits it, and feeds
-it through :func:`longflow_jax.model.decode_step`, which yields the next
-logits.  Log-probabilities are those of the model's raw distribution
+it through :func:`longflow_jax.model.decode_step`, which scatters its K/V into
+the slot each layer chose at the previous step, attends, scores every slot's
+importance, chooses the next slot to evict and yields the next logits.  Log-probabilities are those of the model's raw distribution
 (before repetition penalty / temperature).
 
 The host-side driver over these functions (token-id lists in, results out)

@@ -39,7 +39,8 @@ class GenerationResult:
       prefill_seconds, decode_seconds: wall time (device work completed).
       budget: slots per layer the buffer had.
       buffer_bytes: bytes of the KV buffer (K+V+bookkeeping).
-      full_cache_bytes: bytes a full K/V cache would need for the longest row.
+      full_cache_bytes: bytes a full K/V cache would need for the whole batch, every
+        row at the longest row's length (prompt + emitted tokens).
     """
 
     tokens: list[list[int]]
@@ -80,7 +81,9 @@ def resolve_budget(cfg: ModelConfig, policy: str, prompt_len: int, max_new_token
       ValueError: unknown policy, prompt_len < 1, max_new_tokens outside
         [1, 2**31 - 1], budget outside ``[2, prompt_bucket(prompt_len) +
         context]``, compression outside (0, 1), both or neither of
-        budget/compression (longflow), either of them with policy ``full``.
+        budget/compression (longflow), either of them with policy ``full``,
+        or policy ``full`` with ``prompt_len + max_new_tokens`` past the
+        model's context.
     """
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"cfg must be a ModelConfig (e.g. load_model(...).cfg), got {type(cfg).__name__}")
@@ -245,7 +248,9 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *, max_
         most the padded prompt length plus the context, as for :func:`start`),
         max_new_tokens outside [1, 2**31 - 1], min_new_tokens outside [0,
         max_new_tokens], chunk outside [1, 65536], seed outside [0, 2**31), sampling values
-        outside their ranges, attn_impl the backend cannot run.
+        outside their ranges, attn_impl the backend cannot run; ``forced`` not
+        one continuation per prompt or one longer than max_new_tokens; params
+        not shaped for cfg (named by path).
     """
     check_params_cfg(params, cfg)
     stop_ids = _check_decode_args(max_new_tokens, min_new_tokens, chunk, sampling, stop_ids, seed, attn_impl,

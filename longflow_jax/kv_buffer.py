@@ -62,8 +62,9 @@ def write_token(buffer: KVBuffer, layer, k_new, v_new, pos_new) -> KVBuffer:
     Args:
       buffer: the stacked :class:`KVBuffer`.
       layer: int32 scalar in ``[0, layers)`` (may be traced; not checked: a
-        traced out-of-range value makes the write a no-op, as XLA drops
-        out-of-bounds scatter updates).
+        traced negative value counts from the end, as in NumPy indexing, and
+        one >= layers makes the write a no-op, as XLA drops out-of-bounds
+        scatter updates).
       k_new, v_new: ``[batch, kv_heads, head_dim]``, cast to the buffer's dtype.
       pos_new: ``[batch]`` int32 token position.
     Returns:

@@ -43,7 +43,8 @@ from pallas_kernels import longflow_decode_attention, select_eviction_slot
 from pallas_kernels._validation import is_int as _is_int
 
 _MASK_VALUE = -1e30
-BUFFER_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))  # the kernel's
+# dtypes longflow_decode_attention accepts (float16: its XLA path only; the kernels take fp32 / bf16)
+BUFFER_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 def check_params_cfg(params, cfg) -> None:
@@ -155,7 +156,7 @@ class Decoder(nnx.Module):
 
     Args:
       cfg: model configuration.
-      rngs: ``nnx.Rngs`` for random initialisation (normal, std 0.02; norms at 1).
+      rngs: ``nnx.Rngs`` for random initialisation (normal, std 0.02; norms 1 + 0.1 N(0, 1)).
       dtype: parameter dtype, ``jnp.float32`` or ``jnp.bfloat16``.
       params: optional nested dict of arrays (e.g. from a checkpoint) with the
         shapes of :func:`param_shapes`; used instead of random values.
@@ -342,14 +343,16 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
     Raises:
       TypeError: ``params`` not a parameter dict, ``buffer`` not a KVBuffer or
         ``cfg`` not a ModelConfig.
-      ValueError: (at trace time) ``buffer`` not shaped for ``cfg`` (layers,
+      ValueError: (at trace time) ``params`` not shaped for ``cfg`` (named by
+        path); ``buffer`` not shaped for ``cfg`` (layers,
         KV heads, head_dim) or its K/V dtype not the parameters' dtype (e.g. a
         bfloat16 buffer with float32 parameters); ``token`` or ``position``
         not an integer ``[batch]`` array matching the buffer's batch; for
         NumPy arrays, a ``token`` outside ``[0, vocab)`` or a negative
         ``position``.  jax arrays are not read back (that would stall the
         device) and traced values cannot be: their ids must lie in
-        ``[0, vocab)`` (an out-of-range id reads a clamped embedding row).
+        ``[0, vocab)`` (an id >= vocab reads the last embedding row, a negative
+        one counts from the end, as in NumPy indexing).
     """
     check_params_cfg(params, cfg)
     _check_buffer(buffer, params, cfg)

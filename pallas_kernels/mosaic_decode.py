@@ -181,8 +181,8 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
         a multiple of ``kv_heads`` (GQA).
       valid: ``[batch, slots]`` bool, True where the slot holds a token.
       scale: softmax scale, usually ``head_dim ** -0.5``.
-      layer: None, or an int32 scalar (may be traced; clamped to
-        ``[0, layers)``); then k/v are the stacked ``[layers, batch, kv_heads,
+      layer: None, or an int32 scalar (a traced one is clamped to
+        ``[0, layers)``, a concrete one out of range raises); then k/v are the stacked ``[layers, batch, kv_heads,
         slots, head_dim]`` buffer and valid ``[layers, batch, slots]``; the
         layer reaches the K/V index maps by scalar prefetch, so nothing is copied.
       per_kv_head: keep importance and eviction slot per KV head.
@@ -200,9 +200,10 @@ def longflow_attention_mosaic(q, k, v, valid, *, scale: float, layer=None,
     Raises:
       ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
         ``longflow_decode_attention``), a head_dim or dtype the kernel does not
-        support (``check_supported``), or if the per-KV-head
-        logits scratch (``ceil8(q_heads / kv_heads) * slots * 4`` bytes) does
-        not fit the VMEM budget; without ``interpret``, a platform other than
+        support (``check_supported``), or if the kernel's estimated VMEM
+        (the per-KV-head logits scratch, ``ceil8(q_heads / kv_heads) * slots
+        * 4`` bytes, plus ~96 bytes per slot for ``||v||_1`` and importance,
+        plus the double-buffered K/V blocks) exceeds 48 MiB; without ``interpret``, a platform other than
         TPU (at once when eager, when the enclosing function is lowered under
         ``jit``; ``_platform.require_kernel_platform``).
     """

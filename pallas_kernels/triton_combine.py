@@ -27,8 +27,8 @@ of host dispatch at batch 1 (benchmarks/NOTES.md).
 
 Grid ``(batch, outputs, programs)``: ``outputs`` is 1 (importance summed over
 all heads) or ``kv_heads`` (``per_kv_head``); with several splits the first
-heads-per-group programs each merge the output of one KV head of their output
-group, and the remaining ones (all of them, with one split) each merge the
+``rows // group`` programs (one per KV head of the output group) each merge that
+KV head's output, and the remaining ones (all of them, with one split) each merge the
 importance of one slot chunk.  The jobs are ``pl.when`` branches on the
 program index, so one launch does everything.  An importance program keeps a
 running minimum per lane, reduced once at its end.  Each step sums its tiles'
@@ -39,7 +39,8 @@ loads issued before the current step's
 arithmetic (a software pipeline through the loop carry: Triton does not
 pipeline these loads); the "row loop" loads ``[tiles, block_k]`` once per row
 and accumulates elementwise, so no value crosses lanes (an option: faster in
-runs 72-76, slower in runs 77-80, benchmarks/NOTES.md).
+runs 72-76, slower in runs 77-80, and 1.7-2.2x slower than the 2-warp axis
+sum in run 94, benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
@@ -60,15 +61,19 @@ from pallas_kernels.xla import MASK_VALUE as _MASK_VALUE
 _NO_SLOT = jnp.iinfo(jnp.int32).max  # a lane or chunk that has seen no in-range slot yet
 # One loop step loads STEP_ELEMS partials (rows x slots) and, software-pipelined,
 # already the next step's.  The combine is latency-bound (run 84's profile: 4 programs of
-# 4 warps per SM, DRAM 48%), so what counts is loads in flight per SM.  GPU time, same
+# 4 warps per SM, DRAM 48%), and what counts is independent programs per SM: run 88's
+# 8 programs of 2 warps x 2048 beat 4 of 4 warps x 4096, the same partials in flight
+# per SM (each program's chunk loop is one serial chain of loads).  GPU time, same
 # lease each: 4 warps / 8192 against 8 warps / 16384 (runs 10-40): 30.5 vs 35.2 us at
 # 128 x 8192 (run 41); 4 warps / 4096 against 4 warps / 8192: 29.1 vs 31.6 us (runs 85-86);
 # 2 warps / 2048 at 8 programs per SM against 4 warps / 4096 at 4 (runs 88-89): 23.4-23.8
 # vs 28.8-29.2 us at 128 x 8192, 8.7-9.0 vs 11.7-11.9 at 32 x 8192, 84.6 vs 104.5 at
 # 128 x 32768, 3.9 vs 4.1 at 8 x 2048, 3.0 vs 3.4 at 1 x 1024; 1 warp at 16 per SM, 1024-
 # partial steps, 12 per SM and 4 warps / 2048 were each equal or slower.
-NUM_WARPS = 2
-STEP_ELEMS = 2048  # partials per importance step of the axis row sum
+NUM_WARPS = 2  # the combine's default warps per program
+# Target partials per importance step of the axis row sum (measured at head_dim 128, 64-slot
+# tiles); a step is at least one tile, rows_p x block_k, when that is larger.
+STEP_ELEMS = 2048
 ROW_LOOP_STEP_ELEMS = 16384  # ... and of the row loop (run 72: faster than 32768; run 94, 2 warps: 39.7 us vs 46.5 for 8192)
 OUTPUT_STEP_ELEMS = 8192  # partial outputs per step of the output merge (as measured in runs 41-89)
 _MAX_LOOP_ROWS = 64  # rows unrolled in one row-loop step at most
@@ -131,11 +136,13 @@ def plan_combine(batch: int, outputs: int, rows: int, group: int, num_tiles: int
     output-merge programs of rows with several splits share the grid but are
     not counted: they are short (one pass over the splits' outputs).  A row of one chunk writes its eviction
     slot directly; with several, the last chunk to finish reduces the chunk
-    minima (atomic counter).  Run 43 (GPU time, benchmarks/NOTES.md): against
-    run 41's rule (one chunk up to 8 steps, else ``ceil(528 / rows)`` chunks)
-    this gives 3 instead of 5 chunks per row at 128 x 8192 (one round: 30.0 ->
-    25.9 us) and 8 chunks of one step instead of one of 8 at 8 x 2048 (8.7 ->
-    3.9 us).
+    minima (atomic counter).  Run 43 (GPU time, benchmarks/NOTES.md; then 396
+    programs and 8192-partial steps): against run 41's rule (one chunk up to 8
+    steps, else ``ceil(528 / rows)`` chunks) the model gave 3 instead of 5 chunks
+    per row at 128 x 8192 (one round: 30.0 -> 25.9 us) and 8 chunks of one step
+    instead of one of 8 at 8 x 2048 (8.7 -> 3.9 us).  With today's defaults
+    (1056 programs, 2048-partial steps) it plans 8 chunks of 16 steps at
+    128 x 8192 and 32 one-step chunks at 8 x 2048.
 
     Row sum: a step sums ``rows`` query heads.  The "axis" method (``row_loop``
     None or False) loads ``[tiles, rows, block_k]`` and sums the middle axis
@@ -258,7 +265,8 @@ def _merge_importance(m_ref, l_ref, imp_ref, mt_ref, valid_ref, imp_out_ref, cmi
         # Per step, one [tps, block_k] load per real row, summed elementwise: no reduction
         # across lanes (the sum over the middle axis of a [tps, rows, block_k] load crosses
         # lanes and warps).  Faster in run 72 (128 x 8192: 28.4 vs 31.9 us), slower in
-        # runs 77-80 (65.7 vs 32.2 us): an option, not the default (plan_combine).
+        # runs 77-80 (65.7 vs 32.2 us) and against the 2-warp axis sum (run 94: 39.7 vs
+        # 23.5 us): an option, not the default (plan_combine).
         one_row = jnp.ones((1,), jnp.bool_)
         row_stats = [_softmax_stats(m_ref, l_ref, r, 1, one_row, num_splits)
                      for r in range(plan.rows)]  # ([1] max, [1] 1 / L) per row
@@ -391,6 +399,12 @@ def combine_partials(o_part, m_part, l_part, imp_part, m_tile, valid, layer, cou
         ``plan_combine``).
       row_loop: the importance row sum as a loop over rows (True) or over the
         loaded block's axis (False or None, the default).
+
+    Raises:
+      ValueError: a final (4-D) ``o_part`` not in ``out_dtype``; ``row_loop``
+        not None / True / False, ``step_elems`` not None or a power of two
+        >= 256, or ``row_loop=True`` with more than 64 query-head rows
+        (``plan_combine``).
 
     Returns:
       ``(out [batch, q_heads, head_dim] out_dtype (o_part itself, reshaped, when it is

@@ -53,7 +53,8 @@ design goal is to read every K and V byte exactly once:
   tile loop 691 SASS instructions, the dot 470 (``KernelConfig.v_l1_dot``;
   the split kernel 8 us faster at 128 x 8192, run 77).
 
-fp32 inputs use the "fma" body instead: both products on the CUDA cores, one
+fp32 inputs with a query group of at most 8 (``_FMA_MAX_GROUP``) use the "fma"
+body instead (larger fp32 groups keep "pvt" with full-precision dots): both products on the CUDA cores, one
 query head of the group at a time, so a group of 3 does 3 rows of work, not
 16 padded rows of IEEE-emulated fp32 dots (4x faster for SmolLM2's 9/3 heads,
 benchmarks/NOTES.md run 6).  Its stores are the same, so one combine serves
@@ -121,7 +122,7 @@ _load, _store, _next_pow2 = _compat.load, _compat.store, _compat.next_pow2
 VARIANTS = ("pvt", "fma")
 _FMA_MAX_GROUP = 8  # "fma" unrolls one pass per query head of the group
 PARTIAL_DTYPES = ("float32", "bfloat16")
-NUM_WARPS = (1, 2, 4, 8, 16, 32)
+ALLOWED_NUM_WARPS = (1, 2, 4, 8, 16, 32)  # split kernel and combine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +150,7 @@ class KernelConfig:
     combine_programs: int = _COMBINE_PROGRAMS
     # The combine's warps per program (2: runs 88-89's best), its importance
     # row sum (True: a loop over the query-head rows, False or None: a sum over
-    # the loaded block's axis, triton_combine.plan_combine, runs 72-80) and
+    # the loaded block's axis, triton_combine.plan_combine, runs 72-80 and 94) and
     # partials loaded per importance step (a power of two >= 256; None: the
     # row-sum method's default).
     combine_warps: int = _COMBINE_WARPS
@@ -182,7 +183,8 @@ def plan_config(batch: int, kv_heads: int, slots: int, head_dim: int, dtype,
     """Chooses kernel body, tile size, split count, warps and pipeline depth for the H200.
 
     Any argument given overrides the heuristic (used by the benchmark sweep),
-    except that every split needs at least one tile: ``num_splits`` is capped
+    except that ``block_k`` is clamped to ``[16, slots rounded up to a power
+    of two]`` and every split needs at least one tile: ``num_splits`` is capped
     at the number of ``block_k`` tiles and then lowered to the fewest splits
     of ``ceil(tiles / num_splits)`` tiles each (e.g. 4 asked, 64 slots in one
     64-slot tile -> 1; 10 asked for 16 tiles -> 8 of 2); read the returned
@@ -296,7 +298,7 @@ def _check_block_k(name: str, block_k) -> None:
 
 
 def _check_num_warps(name: str, warps) -> None:
-    if not _is_int(warps) or warps not in NUM_WARPS:
+    if not _is_int(warps) or warps not in ALLOWED_NUM_WARPS:
         raise ValueError(f"{name} must be a power of two in [1, 32], got {warps!r}")
 
 
@@ -380,8 +382,8 @@ def _split_kernel(layer_ref, q_ref, k_ref, v_ref, valid_ref,
                   group_p, head_dim_p, precision, final_out):
     """One program: one (sequence, KV head, split of slots) of layer ``layer_ref[0]``.
 
-    ``k_ref``/``v_ref`` hold every layer of the buffer (``[layers, slots, head_dim]``
-    for this program) and ``valid_ref`` ``[layers, slots]``: the decoder passes
+    ``k_ref``/``v_ref`` hold every layer of the buffer (``[layers, split_len,
+    head_dim_p]`` for this program) and ``valid_ref`` ``[layers, slots]``: the decoder passes
     its whole stacked buffer so that no per-layer copy is made.
     """
     split = pl.program_id(2)
@@ -508,7 +510,8 @@ def _fma_body(q_ref, o_ref, m_ref, l_ref, imp_ref, mblk_ref, load_tile, *, scale
 
 def _split_partials(q, k, v, valid, layer, *, scale, cfg: KernelConfig, interpret: bool):
     """Runs the split kernel; returns the per-split partials (fp32; importance partials in
-    ``cfg.partial_dtype``).  With one split per row the first
+    ``cfg.partial_dtype``) and the combine's zeroed int32 chunk counter (6 arrays, in
+    ``combine_partials``' argument order).  With one split per row the first
     output is the normalised attention output ``[batch, kv_heads, group, head_dim]`` in
     q's dtype instead of the per-split partial outputs.
 
@@ -619,8 +622,9 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
         slots, head_dim]`` (read in place, no per-layer copy).
       valid: ``[batch, slots]`` bool (``[layers, batch, slots]`` with ``layer``).
       scale: softmax scale.
-      layer: None, or an int32 scalar (may be traced) selecting the layer;
-        clamped to ``[0, layers)``.
+      layer: None, or an int32 scalar (may be traced) selecting the layer; a
+        traced one is clamped to ``[0, layers)``, a concrete one out of range
+        raises.
       per_kv_head: importance and eviction slot per KV head.
       interpret: run the kernel in Pallas interpret mode (CPU tests).
       config: launch shape; ``plan_config`` picks one when None.
@@ -634,7 +638,8 @@ def longflow_attention_triton(q, k, v, valid, *, scale: float, layer=None, per_k
       ValueError: bad shapes, dtypes, ``scale`` or ``layer`` (as
         ``longflow_decode_attention``), an unsupported dtype, head_dim or group
         size (``check_supported``), or a ``config`` that is not an exact launch
-        covering ``slots`` for q's dtype (``check_config``); without ``interpret``, a
+        covering ``slots`` for q's dtype (``check_config``; with
+        ``combine_row_loop=True``, at most 64 query-head rows); without ``interpret``, a
         platform other than CUDA (at once when eager, when the enclosing
         function is lowered under ``jit``; ``_platform.require_kernel_platform``).
       TypeError: ``config`` not a :class:`KernelConfig`.
