@@ -33,10 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+try:  # public name; kept importable across jax versions
+    from jax.core import Tracer as _Tracer
+except ImportError:  # pragma: no cover
+    from jax._src.core import Tracer as _Tracer
+
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer
 from longflow_jax.model import check_int, check_params_cfg, check_prompt_arrays, decode_step, prefill
-from longflow_jax.model import is_concrete as _concrete
 from longflow_jax.sampling import SamplingParams, check_sampling, sample_token
 from pallas_kernels._validation import is_int as _is_int
 
@@ -95,6 +99,11 @@ def _check_budget(budget, cfg: ModelConfig, padded_len: int) -> int:
     """
     return check_int("budget", budget, 2, padded_len + cfg.max_position_embeddings,
                      note=f" (padded prompt length {padded_len} + the model's context {cfg.max_position_embeddings})")
+
+
+def _concrete(x) -> bool:
+    """True for values known now (not abstract tracers inside an outer jit)."""
+    return not isinstance(x, _Tracer)
 
 
 def _check_start_args(params, tokens, key_valid, max_new_tokens, seed, min_new_tokens, cfg: ModelConfig,

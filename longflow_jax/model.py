@@ -30,11 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-try:  # public name; kept importable across jax versions
-    from jax.core import Tracer as _Tracer
-except ImportError:  # pragma: no cover
-    from jax._src.core import Tracer as _Tracer
-
 from longflow_jax import layers as L
 from longflow_jax.config import ModelConfig
 from longflow_jax.kv_buffer import KVBuffer, write_token
@@ -65,18 +60,19 @@ def check_params_cfg(params, cfg) -> None:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be the parameter dict (load_model(...).params or Decoder.params()), "
                         f"got {type(params).__name__}{swapped}")
+    _check_param_shapes(params, param_shapes(cfg))
 
-    def walk(tree, shapes, prefix):
-        for name, shape in shapes.items():
-            if not isinstance(tree, Mapping) or name not in tree:
-                raise ValueError(f"params has no {prefix}{name} (this cfg's parameters: param_shapes(cfg))")
-            if isinstance(shape, dict):
-                walk(tree[name], shape, f"{prefix}{name}/")
-            elif tuple(getattr(tree[name], "shape", ())) != shape:
-                raise ValueError(f"params {prefix}{name} has shape {getattr(tree[name], 'shape', None)}, "
-                                 f"expected {shape} for this cfg (another model's parameters?)")
 
-    walk(params, param_shapes(cfg), "")
+def _check_param_shapes(tree, shapes: dict, prefix: str = "") -> None:
+    """ValueError naming the path of the first entry of ``shapes`` missing from ``tree`` or shaped differently."""
+    for name, shape in shapes.items():
+        if not isinstance(tree, Mapping) or name not in tree:
+            raise ValueError(f"params has no {prefix}{name} (this cfg's parameters: param_shapes(cfg))")
+        if isinstance(shape, dict):
+            _check_param_shapes(tree[name], shape, f"{prefix}{name}/")
+        elif tuple(getattr(tree[name], "shape", ())) != shape:
+            raise ValueError(f"params {prefix}{name} has shape {getattr(tree[name], 'shape', None)}, "
+                             f"expected {shape} for this cfg (another model's parameters?)")
 
 
 def check_int(name: str, value, least: int, most: int | None = None, note: str = "") -> int:
@@ -172,14 +168,13 @@ class Decoder(nnx.Module):
         if params is None:
             rngs = rngs if rngs is not None else nnx.Rngs(0)
             params = _random_params(shapes, rngs, dtype)
-        self.embed = nnx.Param(_checked(params, "embed", shapes, dtype))
-        self.final_norm = nnx.Param(_checked(params, "final_norm", shapes, dtype))
+        _check_param_shapes(params, shapes)
+        self.embed = nnx.Param(jnp.asarray(params["embed"], dtype))
+        self.final_norm = nnx.Param(jnp.asarray(params["final_norm"], dtype))
         if not cfg.tie_word_embeddings:
-            self.lm_head = nnx.Param(_checked(params, "lm_head", shapes, dtype))
-        self.layers = nnx.Dict({
-            name: nnx.Param(_checked(params["layers"], name, shapes["layers"], dtype, prefix="layers/"))
-            for name in shapes["layers"]
-        })
+            self.lm_head = nnx.Param(jnp.asarray(params["lm_head"], dtype))
+        self.layers = nnx.Dict({name: nnx.Param(jnp.asarray(params["layers"][name], dtype))
+                                for name in shapes["layers"]})
 
     def params(self) -> dict:
         """The parameters as a plain nested dict of arrays (the pytree the pure functions take)."""
@@ -188,15 +183,6 @@ class Decoder(nnx.Module):
         if not self.cfg.tie_word_embeddings:
             out["lm_head"] = self.lm_head[...]
         return out
-
-
-def _checked(params: dict, name: str, shapes: dict, dtype, prefix: str = "") -> jax.Array:
-    if name not in params:
-        raise ValueError(f"parameter {prefix}{name} is missing from the checkpoint")
-    arr = params[name]
-    if tuple(arr.shape) != tuple(shapes[name]):
-        raise ValueError(f"parameter {prefix}{name} has shape {tuple(arr.shape)}, expected {tuple(shapes[name])}")
-    return jnp.asarray(arr, dtype)
 
 
 def _random_params(shapes: dict, rngs: nnx.Rngs, dtype) -> dict:
@@ -311,11 +297,6 @@ def prefill(params: dict, tokens: jax.Array, key_valid: jax.Array, *, cfg: Model
 # ----------------------------------------------------------------------------- decode
 
 
-def is_concrete(x) -> bool:
-    """True for values known now (not abstract tracers inside an outer ``jax.jit``)."""
-    return not isinstance(x, _Tracer)
-
-
 def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.Array, *,
                 cfg: ModelConfig, attn_impl: str = "auto"):
     """One decode step: write ``token`` into each layer's chosen slot, attend, choose the next slot.
@@ -362,11 +343,9 @@ def decode_step(params: dict, buffer: KVBuffer, token: jax.Array, position: jax.
             raise ValueError(f"{name} must be an integer array of shape [batch] = ({batch},) (the buffer's "
                              f"batch), got {getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', x)!r}")
     for name, x, low, high in (("token", token, 0, cfg.vocab_size), ("position", position, 0, 2**31)):
-        if isinstance(x, np.ndarray):  # host data; reading a device array back would stall it
-            values = x
-            if values.min() < low or values.max() >= high:
-                raise ValueError(f"{name} must hold values in [{low}, {high}), got values in "
-                                 f"[{values.min()}, {values.max()}]")
+        if isinstance(x, np.ndarray) and (x.min() < low or x.max() >= high):  # host data only: reading
+            raise ValueError(f"{name} must hold values in [{low}, {high}), got values in "  # a device array
+                             f"[{x.min()}, {x.max()}]")  # back would stall the device
     inv_freq = L.rope_inv_freq(cfg)
     scale = cfg.head_dim ** -0.5
     x = params["embed"][token]  # [B, E]
